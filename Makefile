@@ -1,0 +1,30 @@
+# The two commands of the README: `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: quickstart test venv services bench
+
+$(BIN)/posture: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/posture
+
+venv: $(BIN)/posture
+
+# Build the sample dataset, train and register a model on the embedded defaults.
+quickstart: venv
+	$(BIN)/posture ingest --sample
+	$(BIN)/posture train
+	$(BIN)/posture models list
+
+services:
+	bash scripts/services.sh
+
+test: venv services
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/bench_features.py

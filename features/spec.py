@@ -1,0 +1,64 @@
+"""The preprocessing spec a model carries, so training and serving cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from features.contract import DEFAULT_HOP_S, DEFAULT_RATE_HZ, DEFAULT_WINDOW_S, ALL_CHANNELS
+from features.errors import SpecError
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How a recording becomes windows: sampling rate, window length and hop, channels.
+
+    ``classes`` and ``feature_set_version`` are filled in by training and travel with
+    the model; predict and serve read them from the model, never from flags.
+    """
+
+    rate_hz: float = DEFAULT_RATE_HZ
+    window_s: float = DEFAULT_WINDOW_S
+    hop_s: float = DEFAULT_HOP_S
+    channels: tuple[str, ...] = ALL_CHANNELS
+    feature_set_version: str = ""
+    classes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.rate_hz <= 0:
+            raise SpecError(f"Sampling rate must be positive, got {self.rate_hz}.", "pass a rate in Hz such as 50.")
+        if self.window_samples < 2:
+            raise SpecError(
+                f"A window of {self.window_s} s at {self.rate_hz} Hz holds fewer than 2 samples.",
+                "use a longer window or a higher rate.",
+            )
+        if self.hop_samples < 1 or self.hop_s > self.window_s:
+            raise SpecError(
+                f"Hop {self.hop_s} s must be positive and at most the window ({self.window_s} s).",
+                "pass --hop between 1/rate and the window length.",
+            )
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.rate_hz))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_s * self.rate_hz))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["channels"] = list(self.channels)
+        data["classes"] = list(self.classes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WindowSpec":
+        return cls(
+            rate_hz=float(data["rate_hz"]),
+            window_s=float(data["window_s"]),
+            hop_s=float(data["hop_s"]),
+            channels=tuple(data["channels"]),
+            feature_set_version=str(data.get("feature_set_version", "")),
+            classes=tuple(data.get("classes", ())),
+        )

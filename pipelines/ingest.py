@@ -1,0 +1,107 @@
+"""The ``ingest`` Prefect flow: recordings on disk -> one canonical Parquet dataset + manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from features.errors import PostureError
+from pipelines.dataset import build_manifest, recordings_to_frame, write_dataset
+from pipelines.progress import report
+from pipelines.recording import Recording
+
+
+class IngestRequest(BaseModel):
+    """Where recordings are, how to read them, and where the dataset goes."""
+
+    paths: list[str] = Field(default_factory=list)
+    dataset_dir: str
+    rate_hz: float = 50.0
+    max_gap_s: float = 0.5
+    column_map: dict[str, str] = Field(default_factory=dict)
+    acc_units: str = "m/s2"
+    gyro_units: str = "rad/s"
+    time_units: str | None = None
+    label: str | None = None
+    subject: str | None = None
+    ts_rate_hz: float | None = None
+    sample: bool = False
+
+
+def read_options(request: IngestRequest) -> Any:
+    from pipelines.readers import ReadOptions
+
+    return ReadOptions(
+        column_map=request.column_map,
+        acc_units=request.acc_units,
+        gyro_units=request.gyro_units,
+        time_units=request.time_units,
+        label=request.label,
+        subject=request.subject,
+        rate_hz=request.ts_rate_hz,
+        max_gap_s=request.max_gap_s,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def read_and_resample_task(path: str, request: IngestRequest) -> tuple[list[Recording], str | None]:
+    """One file or folder -> validated recordings at the dataset rate, or why it failed.
+
+    A user error is returned, not raised: one bad file must not fail the whole run.
+    """
+    from pipelines.readers import read_recordings, resample_recording
+
+    report("read", path)
+    try:
+        recordings = read_recordings(Path(path), read_options(request))
+        return [seg for rec in recordings for seg in resample_recording(rec, request.rate_hz, request.max_gap_s)], None
+    except PostureError as err:
+        report("failed", f"{path}: {err}")
+        return [], str(err)
+
+
+@task(cache_policy=NO_CACHE)
+def sample_task(rate_hz: float) -> list[Recording]:
+    """The built-in synthetic recordings, one per (subject, posture) plus mixed ones."""
+    from pipelines.synthetic import generate_sample_dataset
+
+    report("generate", "synthetic sample recordings")
+    frame = generate_sample_dataset(rate_hz=rate_hz)
+    return [
+        Recording(name=str(name), frame=part.drop(columns="recording").reset_index(drop=True), source="synthetic")
+        for name, part in frame.groupby("recording", sort=True)
+    ]
+
+
+@task(cache_policy=NO_CACHE)
+def write_task(recordings: list[Recording], request: IngestRequest, failures: dict[str, str]) -> dict[str, Any]:
+    report("write", request.dataset_dir)
+    frame = recordings_to_frame(recordings)
+    extra = {"name": Path(request.dataset_dir).name, "synthetic": request.sample, "rejected_files": failures}
+    manifest = build_manifest(frame, recordings, request.rate_hz, extra)
+    write_dataset(Path(request.dataset_dir), frame, manifest)
+    return manifest
+
+
+@flow(name="ingest", log_prints=False)
+def ingest_flow(request: IngestRequest) -> dict[str, Any]:
+    """Read every path (a bad file is reported and skipped), resample, write the dataset."""
+    recordings: list[Recording] = []
+    failures: dict[str, str] = {}
+    if request.sample:
+        recordings.extend(sample_task(request.rate_hz))
+    for path in request.paths:
+        read, error = read_and_resample_task(path, request)
+        recordings.extend(read)
+        if error:
+            failures[path] = error
+    if not recordings:
+        raise PostureError(
+            "No recording could be read: " + "; ".join(f"{p}: {e}" for p, e in failures.items()),
+            "check the paths and options (see `posture ingest --help`).",
+        )
+    return write_task(recordings, request, failures)

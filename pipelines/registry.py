@@ -1,0 +1,185 @@
+"""MLflow look-ups, model logging and loading. Imports no Prefect: the server uses it too.
+
+A posture model version is an MLflow sklearn model (the fitted forest, skops format)
+with two extra files: ``spec.json`` (the preprocessing spec it was trained with) and,
+when export succeeded, ``model.onnx`` (the same forest for ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from features.errors import PostureError
+from features.spec import WindowSpec
+from pipelines.settings import Settings, quiet_offline_environment
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+SPEC_FILE = "spec.json"
+ONNX_FILE = "model.onnx"
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+# Inference needs only these; MLflow's own inference of requirements is slow and noisy.
+MODEL_PIP_REQUIREMENTS = ["scikit-learn", "numpy", "skops"]
+SELECTION_METRIC = "cv_macro_f1"
+
+
+class ModelNotFoundError(PostureError):
+    """A model URI, version or alias that the registry does not know."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with where it came from."""
+
+    estimator: Any  # a fitted sklearn classifier over extract_features columns
+    spec: WindowSpec
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    onnx_path: Path | None = None
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def connect(settings: Settings) -> "MlflowClient":
+    """Point MLflow at the settings' tracking store and return a client."""
+    quiet_offline_environment()
+    import mlflow
+
+    uri = settings.mlflow_tracking_uri
+    assert uri is not None
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(client: "MlflowClient", settings: Settings) -> str:
+    """The experiment id, created with an explicit artifact location (not ./mlruns)."""
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    assert settings.mlflow_artifacts_dir is not None
+    settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(settings.experiment, artifact_location=settings.mlflow_artifacts_dir.as_uri())
+
+
+def resolve_model_uri(reference: str | None, settings: Settings) -> str:
+    """``None`` -> the served alias; ``"3"`` -> version 3; ``"champion"`` -> that alias; URIs pass."""
+    if not reference:
+        return f"models:/{settings.model_name}@{settings.model_alias}"
+    if "://" in reference or reference.startswith("models:/") or reference.startswith("runs:/"):
+        return reference
+    if reference.isdigit():
+        return f"models:/{settings.model_name}/{reference}"
+    if re.fullmatch(r"[A-Za-z_][\w-]*", reference):
+        return f"models:/{settings.model_name}@{reference}"
+    return reference  # a local path to a model folder
+
+
+def describe_uri(client: "MlflowClient", uri: str) -> tuple[str | None, str | None, str | None]:
+    """(name, version, alias) that a ``models:/`` URI points at; raises when unknown."""
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([\w-]+)|/(\d+))", uri)
+    if not match:
+        return None, None, None
+    name, alias, version = match.groups()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if alias:
+            return name, str(client.get_model_version_by_alias(name, alias).version), alias
+        client.get_model_version(name, version)
+        return name, version, None
+    except MlflowException as err:
+        raise ModelNotFoundError(
+            f"No model at {uri} in {client.tracking_uri}.",
+            "train one with `posture train`, or list versions with `posture models list`.",
+        ) from err
+
+
+def load_model(uri: str, settings: Settings) -> LoadedModel:
+    """Load a posture model (forest + spec) from any MLflow model URI or local folder."""
+    client = connect(settings)
+    name, version, alias = describe_uri(client, uri)
+    import mlflow.artifacts
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    # Pin the version we resolved, so an alias moving mid-load cannot mix two versions.
+    pinned = f"models:/{name}/{version}" if version else uri
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(pinned))
+        estimator = mlflow.sklearn.load_model(local.as_uri())
+    except (MlflowException, OSError) as err:
+        raise ModelNotFoundError(
+            f"Could not load the model at {uri}: {err}", "check the URI with `posture models list`."
+        ) from err
+    spec_path = local / "extra_files" / SPEC_FILE
+    if not spec_path.is_file():
+        raise ModelNotFoundError(
+            f"The model at {uri} carries no {SPEC_FILE}, so it was not trained by posture.",
+            "train a model with `posture train`.",
+        )
+    spec = WindowSpec.from_dict(json.loads(spec_path.read_text()))
+    onnx_path = local / "extra_files" / ONNX_FILE
+    return LoadedModel(
+        estimator=estimator,
+        spec=spec,
+        uri=uri,
+        name=name,
+        version=version,
+        alias=alias,
+        onnx_path=onnx_path if onnx_path.is_file() else None,
+    )
+
+
+def alias_metric(client: "MlflowClient", name: str, alias: str, metric: str = SELECTION_METRIC) -> float | None:
+    """The selection metric recorded on the version an alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    value = version.tags.get(metric)
+    return float(value) if value is not None else None
+
+
+def set_alias(client: "MlflowClient", name: str, alias: str, version: str) -> None:
+    try:
+        client.get_model_version(name, version)
+    except Exception as err:  # MlflowException; imported lazily
+        raise ModelNotFoundError(
+            f"Model {name} has no version {version}.", "see `posture models list` for the versions."
+        ) from err
+    client.set_registered_model_alias(name, alias, version)
+
+
+def list_versions(client: "MlflowClient", name: str) -> list[dict[str, Any]]:
+    """Every version of a registered model, newest first, with aliases and metrics."""
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        return []
+    # Search results leave ``aliases`` empty; the registered model holds alias -> version.
+    aliases = client.get_registered_model(name).aliases
+    rows = []
+    for v in sorted(versions, key=lambda mv: int(mv.version), reverse=True):
+        rows.append(
+            {
+                "version": str(v.version),
+                "aliases": sorted(a for a, target in aliases.items() if str(target) == str(v.version)),
+                "created": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc).isoformat(),
+                "run_id": v.run_id,
+                "source": v.source,
+                "metrics": {k: float(val) for k, val in v.tags.items() if k.startswith(("cv_", "test_"))},
+                "tags": dict(v.tags),
+            }
+        )
+    return rows

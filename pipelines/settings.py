@@ -1,0 +1,75 @@
+"""The one settings object: ``POSTURE_*`` environment variables, CLI flags override.
+
+Nothing is read at import time; call ``Settings()`` (or ``load_settings``) where needed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def find_home(start: Path | None = None) -> Path:
+    """The posture checkout that holds ``start`` (default: cwd), else ``start`` itself."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "posture"' in pyproject.read_text(errors="ignore"):
+            return folder
+    return start
+
+
+class Settings(BaseSettings):
+    """Where data and models live, and how the server behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTURE_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default_factory=find_home, description="Root for data/ and mlflow/.")
+    data_dir: Path | None = Field(None, description="Datasets; default <home>/data.")
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("POSTURE_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="Default sqlite:///<home>/mlflow/mlflow.db.",
+    )
+    mlflow_artifacts_dir: Path | None = Field(None, description="Default <home>/mlflow/artifacts.")
+    experiment: str = "posture"
+    model_name: str = "posture"
+    model_alias: str = "champion"
+    default_dataset: str = "sample"
+    rate_hz: float = 50.0
+    window_s: float = 2.0
+    hop_s: float = 1.0
+    max_gap_s: float = 0.5
+    trees: int = 100
+    cv_folds: int = 5
+    random_state: int = 0
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> "Settings":
+        self.home = self.home.expanduser().resolve()
+        if self.data_dir is None:
+            self.data_dir = self.home / "data"
+        if self.mlflow_artifacts_dir is None:
+            self.mlflow_artifacts_dir = self.home / "mlflow" / "artifacts"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        return self
+
+    def dataset_dir(self, name: str) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "datasets" / name
+
+
+def quiet_offline_environment() -> None:
+    """Keep MLflow and Prefect from phoning home; nothing of ours reaches the internet."""
+    for key, value in {
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }.items():
+        os.environ.setdefault(key, value)

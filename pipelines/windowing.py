@@ -1,0 +1,77 @@
+"""Cut a canonical dataset into labelled windows with the spec's length and hop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from features.errors import DataError
+from features.spec import WindowSpec
+from features.windows import sliding_windows, window_starts
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# A training window keeps its label only when this share of its samples agree;
+# windows across a posture transition are ambiguous and left out of training.
+MIN_LABEL_PURITY = 0.8
+
+
+@dataclass
+class WindowedDataset:
+    windows: np.ndarray  # (n_windows, window_samples, n_channels) float32
+    labels: np.ndarray  # (n_windows,) str
+    groups: np.ndarray  # (n_windows,) subject of each window (recording when no subject)
+    recordings: np.ndarray  # (n_windows,) recording name
+    starts_s: np.ndarray  # (n_windows,) window start, seconds from the recording's start
+
+
+def _majority_labels(codes: np.ndarray, window: int, hop: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Majority label code and its share for every window of an int-coded label column."""
+    coded = sliding_windows(codes[:, None], window, hop)[:, :, 0]  # (n_windows, window)
+    counts = np.stack([(coded == k).sum(axis=1) for k in range(n_classes)], axis=1)
+    return counts.argmax(axis=1), counts.max(axis=1) / window
+
+
+def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
+    """Windows of every recording, labelled by majority; impure windows dropped."""
+    missing = [c for c in spec.channels if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"The dataset lacks channel(s) {', '.join(missing)} that training asked for.",
+            "train with `--channels acc` for accelerometer-only data, or ingest data with those channels.",
+        )
+    labelled = frame[frame["label"].notna()]
+    if labelled.empty:
+        raise DataError("The dataset has no labelled rows.", "ingest with --label or a label column.")
+    classes = np.array(sorted(labelled["label"].unique()))
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("windows", "labels", "groups", "recordings", "starts")}
+    for name, rec in labelled.groupby("recording", sort=True):
+        values = rec[list(spec.channels)].to_numpy(np.float32)
+        starts = window_starts(len(values), spec.window_samples, spec.hop_samples)
+        if starts.size == 0:
+            continue
+        codes = np.searchsorted(classes, rec["label"].to_numpy())
+        majority, purity = _majority_labels(codes, spec.window_samples, spec.hop_samples, len(classes))
+        keep = purity >= MIN_LABEL_PURITY
+        subject = rec["subject"].iloc[0]
+        group = str(subject) if subject is not None and subject == subject else str(name)
+        timestamps = rec["timestamp"].to_numpy()
+        parts["windows"].append(sliding_windows(values, spec.window_samples, spec.hop_samples)[keep])
+        parts["labels"].append(classes[majority[keep]])
+        parts["groups"].append(np.full(keep.sum(), group, dtype=object))
+        parts["recordings"].append(np.full(keep.sum(), str(name), dtype=object))
+        parts["starts"].append(timestamps[starts[keep]] - timestamps[0])
+    if not parts["windows"]:
+        raise DataError(
+            f"No recording is longer than one window ({spec.window_s} s).", "use a shorter --window or longer recordings."
+        )
+    return WindowedDataset(
+        windows=np.concatenate(parts["windows"]),
+        labels=np.concatenate(parts["labels"]),
+        groups=np.concatenate(parts["groups"]),
+        recordings=np.concatenate(parts["recordings"]),
+        starts_s=np.concatenate(parts["starts"]),
+    )

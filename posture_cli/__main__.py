@@ -1,0 +1,3 @@
+from posture_cli.main import main
+
+main()

@@ -1,0 +1,25 @@
+"""The ``posture`` entry point. Heavy libraries are imported inside commands, not here."""
+
+from __future__ import annotations
+
+import typer
+
+from posture_cli.ingest_cmd import ingest
+from posture_cli.models_cmd import models_app
+from posture_cli.predict_cmd import predict
+from posture_cli.train_cmd import train
+
+app = typer.Typer(
+    name="posture",
+    help="Posture/activity classification from IMU data: ingest, train, predict, serve, stream.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.command()(ingest)
+app.command()(train)
+app.command()(predict)
+app.add_typer(models_app, name="models")
+
+
+def main() -> None:
+    app()
