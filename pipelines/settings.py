@@ -47,6 +47,31 @@ class Settings(BaseSettings):
     cv_folds: int = 5
     random_state: int = 0
 
+    # serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    database_url: str | None = Field(None, description="Default sqlite:///<data_dir>/predictions.db.")
+    database_read_url: str | None = Field(None, description="Read replica for read-only queries.")
+    auto_migrate: bool = True
+    anon_key: str = Field("posture-dev-anon-key", description="HMAC key for device ids and addresses.")
+    spool_dir: Path | None = Field(None, description="Where rows wait while the database is down.")
+    log_batch_size: int = 500
+    log_flush_interval_s: float = 0.25
+    batch_tick_ms: float = 4.0
+    max_batch_windows: int = 1024
+    smooth_k: int = 5
+    reload_interval_s: float = 10.0
+    max_frame_bytes: int = 65536
+    max_samples_per_frame: int = 1000
+    rate_limit_per_s: float = 200.0
+    rate_limit_burst: int = 400
+    heartbeat_interval_s: float = 20.0
+    log_file: Path | None = None
+    redis_url: str | None = None
+    api_keys_required: bool | None = Field(None, description="Default: on unless bound to loopback.")
+    cors_origins: list[str] = Field(default_factory=list)
+
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
         self.home = self.home.expanduser().resolve()
@@ -54,6 +79,10 @@ class Settings(BaseSettings):
             self.data_dir = self.home / "data"
         if self.mlflow_artifacts_dir is None:
             self.mlflow_artifacts_dir = self.home / "mlflow" / "artifacts"
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'predictions.db'}"
+        if self.spool_dir is None:
+            self.spool_dir = self.data_dir / "spool"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
         return self
