@@ -77,10 +77,10 @@ def predict_recording(
             f"record at least {spec.window_s} s without gaps.",
         )
     features = extract_features(all_windows, spec.channels, spec.rate_hz)
-    probabilities = model.estimator.predict_proba(features)
+    probabilities = model.engine.predict_proba(features)
     if smooth > 1:
         probabilities = causal_mean_smoothing(probabilities, smooth)
     start = np.concatenate(starts)
     return WindowPredictions(
-        start=start, end=start + spec.window_s, probabilities=probabilities, classes=[str(c) for c in model.estimator.classes_]
+        start=start, end=start + spec.window_s, probabilities=probabilities, classes=list(model.engine.classes)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,9 +36,13 @@ class ModelNotFoundError(PostureError):
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference, with where it came from."""
+    """A model ready for inference, with where it came from.
 
-    estimator: Any  # a fitted sklearn classifier over extract_features columns
+    The sklearn estimator is loaded on first use: the ONNX path needs neither sklearn
+    nor skops, whose import alone costs ~1.5 s of a `posture predict` run.
+    """
+
+    local_dir: Path  # the model's MLflow folder (MLmodel, model.skops, extra_files/)
     spec: WindowSpec
     uri: str
     name: str | None = None
@@ -45,6 +50,20 @@ class LoadedModel:
     alias: str | None = None
     onnx_path: Path | None = None
     loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @cached_property
+    def estimator(self) -> Any:
+        """The fitted sklearn classifier over ``extract_features`` columns."""
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(self.local_dir.as_uri())
+
+    @cached_property
+    def engine(self) -> Any:
+        """ONNX Runtime when the model carries an export, else the sklearn estimator."""
+        from pipelines.inference import build_engine
+
+        return build_engine(self)
 
 
 def connect(settings: Settings) -> "MlflowClient":
@@ -109,14 +128,12 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
     client = connect(settings)
     name, version, alias = describe_uri(client, uri)
     import mlflow.artifacts
-    import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
     # Pin the version we resolved, so an alias moving mid-load cannot mix two versions.
     pinned = f"models:/{name}/{version}" if version else uri
     try:
         local = Path(mlflow.artifacts.download_artifacts(pinned))
-        estimator = mlflow.sklearn.load_model(local.as_uri())
     except (MlflowException, OSError) as err:
         raise ModelNotFoundError(
             f"Could not load the model at {uri}: {err}", "check the URI with `posture models list`."
@@ -130,7 +147,7 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
     spec = WindowSpec.from_dict(json.loads(spec_path.read_text()))
     onnx_path = local / "extra_files" / ONNX_FILE
     return LoadedModel(
-        estimator=estimator,
+        local_dir=local,
         spec=spec,
         uri=uri,
         name=name,

@@ -14,7 +14,7 @@ from rich.console import Console
 from features.errors import PostureError
 
 console = Console()
-error_console = Console(stderr=True)
+error_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -23,9 +23,9 @@ def output_format(out: Path | None, fmt: str | None) -> str:
     return suffix if suffix in FORMATS else "csv"
 
 
-def write_frame(frame: Any, out: Path, fmt: str) -> None:
+def write_frame(frame: Any, out: Path, fmt: str, header: bool = True) -> None:
     if str(out) == "-":
-        frame.to_csv(sys.stdout, index=False, float_format="%.6g")
+        frame.to_csv(sys.stdout, index=False, float_format="%.6g", header=header)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
@@ -128,7 +128,7 @@ def predict(
 def _run(files: list[Path], model: Any, options: Any, smooth: int, max_gap_s: float, out: Path | None, fmt: str) -> int:
     from rich.progress import Progress
 
-    failures = 0
+    failures, rows_written = 0, 0
     with Progress(console=error_console, transient=True, disable=len(files) < 2) as progress:
         task = progress.add_task("predicting", total=len(files))
         for path in files:
@@ -144,7 +144,8 @@ def _run(files: list[Path], model: Any, options: Any, smooth: int, max_gap_s: fl
             elif str(out) == "-" or len(files) == 1:
                 if len(files) > 1:
                     frame.insert(0, "file", str(path))
-                write_frame(frame, out, fmt)
+                write_frame(frame, out, fmt, header=rows_written == 0)
+                rows_written += len(frame)
             else:
                 write_frame(frame, out / f"{path.stem}.predictions.{fmt}", fmt)
             progress.advance(task)
