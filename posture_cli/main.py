@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from posture_cli.db_cmd import db_app
 from posture_cli.ingest_cmd import ingest
 from posture_cli.models_cmd import models_app
 from posture_cli.predict_cmd import predict
@@ -19,6 +20,7 @@ app.command()(ingest)
 app.command()(train)
 app.command()(predict)
 app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

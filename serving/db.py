@@ -1,0 +1,186 @@
+"""Engines and migrations of the prediction store (PostgreSQL via psycopg 3, or SQLite).
+
+Alembic is driven from code: the environment ships in ``serving/migrations`` and no
+alembic.ini is needed. The version table has its own name so the store can share a
+database with MLflow (which keeps its own ``alembic_version``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from features.errors import PostureError
+
+VERSION_TABLE = "posture_alembic_version"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATION_LOCK = 0x706F7374  # pg_advisory_xact_lock key: one migrator at a time
+
+# Bound how long a dead PostgreSQL can stall a write before the store spools instead.
+_PG_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "application_name": "posture",
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
+
+
+class StoreUnavailableError(PostureError):
+    """The prediction store's database cannot be reached or read."""
+
+
+class SchemaError(PostureError):
+    """The database schema is not the one this version of posture needs."""
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``: bounded connect timeouts on PostgreSQL, WAL on SQLite files."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, connect_args=dict(_PG_CONNECT_ARGS), **kwargs)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets `posture db stats` read while the server writes; wait on locks, don't fail.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def read_engine(settings: Any) -> Engine:
+    """Engine for read-only queries: the replica when ``database_read_url`` is set."""
+    return make_engine(settings.database_read_url or settings.database_url)
+
+
+@contextlib.contextmanager
+def connect(url: str, *, begin: bool = False) -> Iterator[Connection]:
+    """A connection to ``url``; an unreachable database becomes one clear user error."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() if begin else engine.connect() as conn:
+            yield conn
+    except SQLAlchemyError as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise StoreUnavailableError(
+            f"Cannot use the prediction store at {redact(url)}: {reason}.",
+            "start the database, or point POSTURE_DATABASE_URL (--database-url) at a reachable one.",
+        ) from err
+    finally:
+        engine.dispose()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _revision_of(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def current_revision(url: str) -> str | None:
+    """The database's migration revision; ``None`` for a database without our schema."""
+    with connect(url) as conn:
+        return _revision_of(conn)
+
+
+def schema_is_current(url: str) -> bool:
+    return current_revision(url) == head_revision()
+
+
+def upgrade(url: str) -> tuple[str | None, str]:
+    """Migrate ``url`` to head; returns (revision before, revision after). Idempotent."""
+    config = _alembic_config()
+    with _sqlite_file_lock(url), connect(url, begin=True) as conn:
+        if conn.dialect.name == "postgresql":  # several workers may start at once
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        before = _revision_of(conn)
+        _check_known(before, url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        return before, _revision_of(conn) or head_revision()
+
+
+def _check_known(revision: str | None, url: str) -> None:
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
+    except CommandError as err:
+        raise SchemaError(
+            f"The prediction store at {redact(url)} is at revision {revision}, which this posture does not know.",
+            "upgrade posture to the version that wrote it, or use another database.",
+        ) from err
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(url: str) -> Iterator[None]:
+    """SQLite has no advisory locks: serialise migrators of one file with flock."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        yield
+        return
+    lock_path = Path(parsed.database).expanduser().with_name(Path(parsed.database).name + ".migrate-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_schema(url: str, auto_migrate: bool) -> None:
+    """Server start: migrate a database that is behind, or refuse with the command to run."""
+    current, head = current_revision(url), head_revision()
+    if current == head:
+        return
+    _check_known(current, url)
+    if not auto_migrate:
+        raise SchemaError(
+            f"The prediction store at {redact(url)} is at revision {current or 'none (empty)'}; "
+            f"this posture needs {head}.",
+            "run `posture db upgrade` (or set POSTURE_AUTO_MIGRATE=true).",
+        )
+    upgrade(url)

@@ -1,0 +1,107 @@
+"""The prediction store's tables (SQLAlchemy 2 declarative). Migrations in ``migrations/``
+create them; these models are for queries and writes, never ``create_all``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, MetaData, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint sequence.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = DateTime(timezone=True)  # stored in UTC; SQLite hands them back naive
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Prediction(Base):
+    """One window's prediction, from an HTTP request or a WebSocket session."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        Index(None, "time"),
+        Index(None, "device_hash"),
+        Index(None, "model_name", "model_version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(Timestamp)
+    session_id: Mapped[str | None] = mapped_column(String())
+    device_hash: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # 'http' | 'ws'
+    model_name: Mapped[str] = mapped_column(String())
+    model_version: Mapped[str] = mapped_column(String())
+    label: Mapped[str] = mapped_column(String())
+    # Measurements are NULL when not finite (NaN is not valid JSON, and SQLite stores it as NULL).
+    confidence: Mapped[float | None] = mapped_column(Float)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    window_start: Mapped[float | None] = mapped_column(Float)
+    window_end: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class Connection(Base):
+    """One WebSocket session, written when it opens and again when it closes."""
+
+    __tablename__ = "connections"
+
+    session_id: Mapped[str] = mapped_column(String(), primary_key=True)
+    device_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    client_hash: Mapped[str | None] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    frames: Mapped[int] = mapped_column(BigInteger, default=0)
+    predictions: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    close_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class ModelMetric(Base):
+    """A metric of a model version: from registration (CV scores) or the server's counts."""
+
+    __tablename__ = "model_metrics"
+    __table_args__ = (Index(None, "model_name", "model_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String())
+    model_version: Mapped[str] = mapped_column(String())
+    metric: Mapped[str] = mapped_column(String())
+    value: Mapped[float | None] = mapped_column(Float)
+    dataset: Mapped[str | None] = mapped_column(String())
+    recorded_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ApiKey(Base):
+    """API keys for the server's auth (only the hash is kept)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(), unique=True)
+    key_hash: Mapped[str] = mapped_column(String())
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class SpooledBatch(Base):
+    """Spooled batches already replayed: written in the same transaction as their rows, so a
+    replay interrupted after commit but before the spool file is removed is not applied twice."""
+
+    __tablename__ = "spooled_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(), index=True)
+    applied_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -1,0 +1,90 @@
+"""Synchronous batch writes of the prediction store; they run on the store's writer thread.
+
+PostgreSQL gets predictions by COPY (one round trip per batch); other databases get an
+executemany insert. Connections are upserted by session id (a session is written when it
+opens and again when it closes). Spooled batches are applied together with their batch ids
+so that replaying a segment twice writes its rows once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.schema import Connection as ConnectionRow
+from serving.schema import ModelMetric, Prediction, SpooledBatch
+from serving.spool import Item
+from serving.spool import SpooledBatch as SpoolBatch
+
+PREDICTION_COLUMNS = (
+    "time", "session_id", "device_hash", "source", "model_name", "model_version", "label",
+    "confidence", "probabilities", "window_start", "window_end", "latency_ms",
+)
+_COPY_PREDICTIONS = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
+
+
+def write_batch(engine: Engine, items: list[Item]) -> None:
+    """Write one batch in one transaction."""
+    with engine.begin() as conn:
+        write_items(conn, items)
+
+
+def write_items(conn: Connection, items: list[Item]) -> None:
+    by_table: dict[str, list[dict[str, Any]]] = {"predictions": [], "connections": [], "model_metrics": []}
+    for table, row in items:
+        by_table[table].append(row)
+    if by_table["predictions"]:
+        _insert_predictions(conn, by_table["predictions"])
+    if by_table["connections"]:
+        _upsert_connections(conn, by_table["connections"])
+    if by_table["model_metrics"]:
+        conn.execute(insert(ModelMetric), by_table["model_metrics"])
+
+
+def _insert_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(Prediction), rows)
+        return
+    from psycopg.types.json import Jsonb
+
+    # COPY on the transaction's own psycopg connection: it commits or rolls back with it.
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(_COPY_PREDICTIONS) as copy:
+        for row in rows:
+            copy.write_row(
+                [Jsonb(row[name]) if name == "probabilities" else row[name] for name in PREDICTION_COLUMNS]
+            )
+
+
+def _upsert_connections(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    # Each row is a full snapshot of its session, so the last one in the batch wins (and one
+    # multi-row upsert may not touch the same key twice on PostgreSQL).
+    latest = list({row["session_id"]: row for row in rows}.values())
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(ConnectionRow)
+    updated = {name: statement.excluded[name] for name in latest[0] if name != "session_id"}
+    conn.execute(statement.on_conflict_do_update(index_elements=["session_id"], set_=updated), latest)
+
+
+def replay_segment(engine: Engine, segment: str, batches: list[SpoolBatch]) -> list[SpoolBatch]:
+    """Apply a spool segment's batches not applied before; returns those it applied."""
+    with engine.begin() as conn:
+        applied = set(conn.scalars(select(SpooledBatch.batch_id).where(SpooledBatch.segment == segment)))
+        todo = [batch for batch in batches if batch.batch_id not in applied]
+        if not todo:
+            return []
+        write_items(conn, [item for batch in todo for item in batch.items])
+        now = datetime.now(UTC)
+        conn.execute(
+            insert(SpooledBatch),
+            [{"batch_id": batch.batch_id, "segment": segment, "applied_at": now} for batch in todo],
+        )
+        return todo
+
+
+def forget_segment(engine: Engine, segment: str) -> None:
+    """Drop the replay markers of a segment whose file is gone."""
+    with engine.begin() as conn:
+        conn.execute(delete(SpooledBatch).where(SpooledBatch.segment == segment))
