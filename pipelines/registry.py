@@ -8,6 +8,7 @@ when export succeeded, ``model.onnx`` (the same forest for ONNX Runtime).
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -75,8 +76,15 @@ def connect(settings: Settings) -> "MlflowClient":
     assert uri is not None
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # MLflow also writes MLFLOW_TRACKING_URI into the environment, where the next
+    # Settings() would mistake it for the user's configuration; put back what was there.
+    if configured is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = configured
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -1,0 +1,67 @@
+"""The app factory: HTTP endpoints, the /v1/stream WebSocket, and the lifespan that starts
+and stops the model holder, micro-batcher, prediction store and reload poller."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware import Middleware
+
+from pipelines.settings import Settings
+from serving.http_middleware import RateLimitMiddleware, RequestMetricsMiddleware
+from serving.push_sensorlogger import router as sensorlogger_router
+from serving.routes_http import router
+from serving.runtime import start_runtime
+from serving.sessions import stream_endpoint
+from serving.shutdown import install_drain_on_signals
+
+SERVE_MODEL_ENV = "POSTURE_SERVE_MODEL"  # `posture serve --model`, handed to worker processes
+
+DESCRIPTION = """Posture predictions from IMU samples.
+
+* `POST /v1/predict`: a batch of samples (rows or columns) or ready windows -> one prediction per window.
+* `WebSocket /v1/stream`: live frames -> a prediction each time a window completes (see docs/protocol.md).
+"""
+
+
+def _package_version() -> str:
+    try:
+        return version("posture")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
+    """A server app for ``model_uri`` (a URI, version or alias; default the settings' alias)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await start_runtime(settings, model_uri)
+        app.state.runtime = runtime
+        install_drain_on_signals(runtime.drain)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    middleware = [Middleware(RequestMetricsMiddleware)]
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                                     allow_headers=["*"]))
+    middleware.append(Middleware(RateLimitMiddleware))
+    app = FastAPI(title="posture", version=_package_version(), description=DESCRIPTION, lifespan=lifespan,
+                  middleware=middleware)
+    app.include_router(router)
+    app.include_router(sensorlogger_router)
+    app.add_api_websocket_route("/v1/stream", stream_endpoint, name="stream")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """``uvicorn --factory`` entry for each worker: settings from ``POSTURE_*`` variables."""
+    return create_app(Settings(), os.environ.get(SERVE_MODEL_ENV) or None)

@@ -1,0 +1,76 @@
+"""Structured server logs: one JSON object per line, to stderr and optionally a rotating file.
+
+Events carry context (session id, model version, error) but never raw sensor payloads.
+uvicorn's own loggers go through the same formatter, so the whole stream parses as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+LOGGER_NAME = "posture.serve"
+LOG_FILE_BYTES = 20 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """``{"time", "level", "logger", "event", ...fields}``; exceptions as one escaped string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": getattr(record, "event", None) or record.getMessage(),
+        }
+        payload.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one event with its fields, e.g. ``log_event("session_opened", session_id=...)``."""
+    get_logger().log(level, event, extra={"event": event, "fields": fields})
+
+
+def log_config(log_file: Path | None = None, level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dict (what uvicorn's ``log_config`` takes) for our
+    logger and uvicorn's: JSON lines to stderr, and to ``log_file`` rotated at 20 MiB."""
+    handlers: dict[str, Any] = {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+    }
+    if log_file is not None:
+        Path(log_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        handlers["file"] = {
+            "class": "logging.handlers.RotatingFileHandler",
+            "formatter": "json",
+            "filename": str(Path(log_file).expanduser()),
+            "maxBytes": LOG_FILE_BYTES,
+            "backupCount": LOG_FILE_BACKUPS,
+            "encoding": "utf-8",
+        }
+    names = list(handlers)
+    logger = {"handlers": names, "level": level, "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonLinesFormatter"}},
+        "handlers": handlers,
+        "loggers": {
+            LOGGER_NAME: logger,
+            "uvicorn": dict(logger),
+            # uvicorn logs every WebSocket accept at INFO: thousands of devices would drown the events.
+            "uvicorn.error": {"level": "WARNING", "propagate": True},
+            "uvicorn.access": {"handlers": names, "level": "WARNING", "propagate": False},
+        },
+    }
+

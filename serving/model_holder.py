@@ -1,0 +1,127 @@
+"""The model being served, and hot reload when the registry alias it follows moves.
+
+``holder.current`` is replaced in one assignment, so every batch is predicted by exactly
+one version and carries that version; a swap never interrupts a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from features.spec import WindowSpec
+from pipelines.registry import LoadedModel, connect, describe_uri, load_model
+from pipelines.settings import Settings
+from serving.logs import log_event
+from serving.metrics import ServerMetrics
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """A loaded model version with its inference engine."""
+
+    loaded: LoadedModel
+    engine: Any  # pipelines.inference.InferenceEngine: ONNX Runtime, else sklearn
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name or self.loaded.uri
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version or "local"
+
+    @property
+    def spec(self) -> WindowSpec:
+        return self.loaded.spec
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.engine.classes
+
+    def describe(self) -> dict[str, Any]:
+        """What /v1/models and the stream's ready message say about this version."""
+        spec = self.spec.to_dict() | {"window_samples": self.spec.window_samples, "hop_samples": self.spec.hop_samples}
+        return {
+            "name": self.name, "version": self.version, "alias": self.loaded.alias, "uri": self.loaded.uri,
+            "engine": self.engine.kind, "classes": list(self.classes), "spec": spec,
+            "loaded_at": self.loaded.loaded_at.isoformat(),
+        }
+
+
+def load_served(uri: str, settings: Settings) -> ServedModel:
+    """Blocking: fetch the version ``uri`` points at and build its engine now, not mid-batch."""
+    loaded = load_model(uri, settings)
+    return ServedModel(loaded, loaded.engine)
+
+
+class ModelHolder:
+    """Holds the served model; polls the registry and swaps when the alias moves."""
+
+    def __init__(
+        self, settings: Settings, uri: str, metrics: ServerMetrics,
+        loader: Callable[[str, Settings], ServedModel] = load_served,
+    ) -> None:
+        self.settings, self.uri, self.metrics = settings, uri, metrics
+        self._loader = loader
+        self._current: ServedModel | None = None
+        self._client: Any = None
+
+    @property
+    def current(self) -> ServedModel:
+        if self._current is None:
+            raise RuntimeError("no model loaded yet")
+        return self._current
+
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
+    @property
+    def follows_alias(self) -> bool:
+        return "@" in self.uri and self.uri.startswith("models:/")
+
+    async def load(self) -> ServedModel:
+        """Load the version the URI points at now (in a thread: MLflow and file I/O block)."""
+        served = await asyncio.to_thread(self._loader, self.uri, self.settings)
+        self._swap(served, "model_loaded")
+        return served
+
+    async def poll_forever(self) -> None:
+        """Every ``reload_interval_s``: reload when the alias points at another version."""
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_s)
+            try:
+                await self.check_once()
+            except Exception as err:  # a registry hiccup must not stop the polling
+                self.metrics.reloads.labels("failed").inc()
+                log_event("model_reload_failed", logging.WARNING, uri=self.uri, error=str(err))
+
+    async def check_once(self) -> bool:
+        """Swap in the alias's version when it differs from the served one; True when swapped."""
+        version = await asyncio.to_thread(self._alias_version)
+        if version is None or version == self.current.version:
+            return False
+        served = await asyncio.to_thread(self._loader, self.uri, self.settings)
+        if served.version == self.current.version:  # moved back meanwhile
+            return False
+        previous = self.current.version
+        self._swap(served, "model_reloaded", previous_version=previous)
+        self.metrics.reloads.labels("ok").inc()
+        return True
+
+    def _alias_version(self) -> str | None:
+        if self._client is None:
+            self._client = connect(self.settings)
+        return describe_uri(self._client, self.uri)[1]
+
+    def _swap(self, served: ServedModel, event: str, **fields: Any) -> None:
+        old = self._current
+        self._current = served  # the atomic swap: readers take this reference once per batch
+        if old is not None:
+            self.metrics.model_info.remove(old.name, old.version, old.loaded.alias or "", old.engine.kind)
+        self.metrics.model_info.labels(served.name, served.version, served.loaded.alias or "", served.engine.kind).set(1)
+        log_event(event, model=served.name, version=served.version, alias=served.loaded.alias, engine=served.engine.kind, **fields)

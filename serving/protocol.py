@@ -1,0 +1,171 @@
+"""The /v1/stream wire protocol (docs/protocol.md): parse client frames, build server messages.
+
+Pure functions, no I/O. A frame that breaks the protocol raises ``FrameError`` (the
+session answers with an error message and goes on) or ``FrameTooBig`` (the session is
+closed with 1009).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from features.contract import ALL_CHANNELS
+
+CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_POLICY_VIOLATION = 1008  # flooding past the rate limit
+CLOSE_TOO_BIG = 1009  # frame over max_frame_bytes or max_samples_per_frame
+CLOSE_INTERNAL_ERROR = 1011  # the server cannot go on (e.g. the new model needs channels the client lacks)
+
+MAX_RATE_HZ = 2000.0
+MAX_DEVICE_ID_CHARS = 128
+BINARY_DTYPE = np.dtype("<f4")  # little-endian float32, rows of the declared channels
+
+
+class FrameError(ValueError):
+    """A frame the server rejects; the session goes on. ``code`` is stable, ``detail`` human."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class FrameTooBig(ValueError):
+    """A frame over the documented size limits; the session is closed with 1009."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    device_id: str | None
+    rate_hz: float | None
+    channels: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Samples:
+    values: np.ndarray  # (n_rows, n_declared_channels) float32
+    t0: float | None  # time of the first row, seconds (client clock), when given
+
+
+def parse_text(text: str, n_channels: int, max_samples: int) -> Hello | Samples:
+    """A JSON text frame: a hello, or samples (``{"samples": [[...], ...], "t0": ...}``)."""
+    try:
+        message = json.loads(text)
+    except ValueError as err:
+        raise FrameError("bad_json", f"frame is not JSON: {err}") from None
+    if not isinstance(message, dict):
+        raise FrameError("bad_frame", "frame must be a JSON object")
+    kind = message.get("type", "samples" if "samples" in message else None)
+    if kind == "hello":
+        return parse_hello(message)
+    if kind != "samples":
+        raise FrameError("unknown_type", f"unknown message type {kind!r}; send 'hello' or 'samples'")
+    values = _sample_rows(message.get("samples"), n_channels, max_samples)
+    return Samples(values, _optional_time(message.get("t0")))
+
+
+def parse_binary(data: bytes, n_channels: int, max_samples: int) -> Samples:
+    """A binary frame: little-endian float32 rows, ``n_channels`` values each, no header."""
+    row_bytes = BINARY_DTYPE.itemsize * n_channels
+    if not data or len(data) % row_bytes:
+        raise FrameError(
+            "bad_frame", f"binary frame of {len(data)} bytes is not whole rows of {n_channels} float32 ({row_bytes} bytes)"
+        )
+    if len(data) // row_bytes > max_samples:
+        raise FrameTooBig(f"{len(data) // row_bytes} rows in one frame; the limit is {max_samples}")
+    values = np.frombuffer(data, dtype=BINARY_DTYPE).reshape(-1, n_channels).astype(np.float32)
+    _check_finite(values)
+    return Samples(values, None)
+
+
+def parse_hello(message: dict[str, Any]) -> Hello:
+    device_id = message.get("device_id")
+    if device_id is not None and (not isinstance(device_id, str) or not 0 < len(device_id) <= MAX_DEVICE_ID_CHARS):
+        raise FrameError("bad_hello", f"device_id must be a string of 1-{MAX_DEVICE_ID_CHARS} characters")
+    rate = message.get("rate_hz")
+    if rate is not None and (not _is_number(rate) or not 0 < rate <= MAX_RATE_HZ):
+        raise FrameError("bad_hello", f"rate_hz must be a number in (0, {MAX_RATE_HZ:g}], got {rate!r}")
+    channels = message.get("channels")
+    if channels is not None:
+        if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
+            raise FrameError("bad_hello", "channels must be a non-empty list of channel names")
+        unknown = [c for c in channels if c not in ALL_CHANNELS]
+        if unknown or len(set(channels)) != len(channels):
+            raise FrameError("bad_hello", f"channels must be distinct names from {list(ALL_CHANNELS)}, got {channels}")
+    return Hello(device_id, float(rate) if rate is not None else None, tuple(channels) if channels else None)
+
+
+def _sample_rows(rows: Any, n_channels: int, max_samples: int) -> np.ndarray:
+    if not isinstance(rows, list) or not rows:
+        raise FrameError("bad_frame", "samples must be a non-empty list of rows")
+    if len(rows) > max_samples:
+        raise FrameTooBig(f"{len(rows)} rows in one frame; the limit is {max_samples}")
+    try:
+        values = np.array(rows, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise FrameError("bad_frame", f"samples must be rows of {n_channels} numbers") from None
+    if values.ndim != 2 or values.shape[1] != n_channels:
+        raise FrameError("bad_frame", f"samples must be rows of {n_channels} numbers, got shape {list(values.shape)}")
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32)  # the model's precision; overflow shows up as inf below
+    _check_finite(values)
+    return values
+
+
+def _check_finite(values: np.ndarray) -> None:
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        raise FrameError("non_finite", f"row {int(row)}, column {int(column)} is not a finite number")
+
+
+def _optional_time(t0: Any) -> float | None:
+    if t0 is None:
+        return None
+    if not _is_number(t0) or not math.isfinite(t0):
+        raise FrameError("bad_frame", f"t0 must be a finite number of seconds, got {t0!r}")
+    return float(t0)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def error_message(code: str, detail: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "detail": detail}
+
+
+def ready_message(
+    session_id: str, model: dict[str, Any], rate_hz: float, channels: tuple[str, ...], limits: dict[str, float]
+) -> dict[str, Any]:
+    """Sent once, before anything else: the session id, the model, the frame layout in force, the limits."""
+    return {
+        "type": "ready", "session_id": session_id, "model": model, "rate_hz": rate_hz, "channels": list(channels),
+        "limits": limits,
+    }
+
+
+def prediction_message(
+    *, session_id: str, window_start: float, window_end: float, classes: tuple[str, ...],
+    probabilities: np.ndarray, smoothed: np.ndarray, model_version: str | None, latency_ms: float,
+) -> dict[str, Any]:
+    """One completed window: the raw and the causally smoothed prediction."""
+    best, smoothed_best = int(probabilities.argmax()), int(smoothed.argmax())
+    return {
+        "type": "prediction",
+        "session_id": session_id,
+        "window_start": window_start,
+        "window_end": window_end,
+        "label": classes[best],
+        "confidence": float(probabilities[best]),
+        "probabilities": dict(zip(classes, probabilities.tolist())),
+        "smoothed_label": classes[smoothed_best],
+        "smoothed_probabilities": dict(zip(classes, smoothed.tolist())),
+        "model_version": model_version,
+        "latency_ms": latency_ms,
+    }

@@ -1,0 +1,267 @@
+"""POST /v1/push/sensorlogger: the Sensor Logger app's HTTP push, fed into a stream session.
+
+Each (deviceId, sessionId) of the app gets one ``StreamSession``, the same object a
+WebSocket client gets (windows, micro-batcher, smoothing, store, metrics, limits), driven
+through ``PushSocket`` instead of a socket: a push becomes sample frames on its inbox and
+the messages the session sends back become the HTTP answer. Sessions close (1000) after
+PUSH_IDLE_CLOSE_S without a push, and with the server (1001).
+
+Acceleration follows pipelines/readers/sensorlogger.py: Sensor Logger's "accelerometer"
+has gravity removed, so "totalacceleration" is used, else "accelerometer" + "gravity";
+the accelerometer alone is refused. Accelerometer and gyroscope readings (times in ns)
+are aligned onto the model's sampling grid by ``ImuAligner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Address
+
+from features.contract import ACC_CHANNELS, GYRO_CHANNELS, looks_like_g
+from serving.imu_align import ImuAligner, Readings
+from serving.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
+from serving.sessions import StreamSession
+
+if TYPE_CHECKING:
+    from serving.runtime import Runtime
+
+PUSH_IDLE_CLOSE_S = 60.0  # a push session without a push for this long is closed (1000)
+MAX_READINGS = 50_000  # payload entries per push; more is refused with 413
+JSON_CHARS_PER_VALUE = 24  # bounds a frame's size before encoding it
+TOTAL, USER, GRAVITY, GYRO = "totalacceleration", "accelerometer", "gravity", "gyroscope"
+NsReadings = tuple[np.ndarray, np.ndarray]  # times (ns since the epoch, int64), values (n, 3) x, y, z
+CLOSE_STATUS = {CLOSE_POLICY_VIOLATION: 429, CLOSE_TOO_BIG: 413}  # other closes: 503
+
+router = APIRouter()
+
+
+class Reading(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description='Sensor: "totalacceleration", "accelerometer", "gravity", "gyroscope", ...')
+    time: int = Field(description="Nanoseconds since the epoch.")
+    values: dict[str, Any] = Field(default_factory=dict, description="x, y, z for the motion sensors.")
+
+
+class SensorLoggerPush(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    messageId: int | None = Field(None, description="Increments per push; a repeated one is ignored.")
+    sessionId: str = Field(min_length=1, max_length=128)
+    deviceId: str | None = Field(None, min_length=1, max_length=128, description="Stored pseudonymised.")
+    payload: list[Reading]
+
+
+class PushResponse(BaseModel):
+    session_id: str = Field(description="The server's stream session fed by this app session.")
+    samples: int = Field(description="Rows this push added on the model's grid (later ones wait for both sensors).")
+    predictions: list[dict[str, Any]] = Field(description="Windows this push completed: the stream's prediction messages.")
+    errors: list[dict[str, Any]] = Field(description="The stream's error messages for this push.")
+    duplicate: bool = Field(False, description="True when messageId was seen already (nothing was added).")
+
+
+class PushSocket:
+    """The part of a starlette WebSocket that StreamSession uses, fed by HTTP pushes."""
+
+    def __init__(self, host: str | None, idle_close_s: float = PUSH_IDLE_CLOSE_S) -> None:
+        self.client = Address(host or "unknown", 0)
+        self.idle_close_s = idle_close_s
+        self.closed = False
+        self.close_code: int | None = None
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: list[dict[str, Any]] = []
+        self._idle = asyncio.Event()  # the session waits for the next frame: all before it are handled
+
+    async def accept(self) -> None:
+        return None
+
+    async def receive(self) -> dict[str, Any]:
+        if self._inbox.empty():
+            self._idle.set()
+        try:
+            return await asyncio.wait_for(self._inbox.get(), self.idle_close_s)
+        except asyncio.TimeoutError:
+            if not self._inbox.empty():
+                return self._inbox.get_nowait()
+            self.closed = True  # a push checks this (under the stream's lock) before it queues anything
+            return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send_text(self, text: str) -> None:
+        self._outbox.append(json.loads(text))
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.closed, self.close_code = True, code
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
+        self._inbox.put_nowait({"type": "websocket.disconnect", "code": code})
+        self._idle.set()
+
+    async def exchange(self, frames: list[str]) -> list[dict[str, Any]]:
+        """Queue text frames, wait until the session handled them all, return what it sent."""
+        self._idle.clear()
+        for frame in frames:
+            self._inbox.put_nowait({"type": "websocket.receive", "text": frame})
+        await self._idle.wait()
+        sent, self._outbox = self._outbox, []
+        return sent
+
+
+@dataclass
+class PushStream:
+    socket: PushSocket
+    session: StreamSession
+    aligner: ImuAligner
+    channels: tuple[str, ...]
+    device_id: str | None = None
+    task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    base_ns: int | None = None  # times are seconds from the session's first reading
+    last_message_id: int | None = None
+    greeted: bool = False
+
+
+@router.post(
+    "/v1/push/sensorlogger", response_model=PushResponse, tags=["push"],
+    summary="Sensor Logger app HTTP push: accelerometer + gyroscope into a stream session",
+    responses={413: {"description": "Too many readings in one push."},
+               422: {"description": "Readings the model cannot use (no gravity, no gyroscope, wrong units)."},
+               429: {"description": "The session was closed for flooding."},
+               503: {"description": "The server is shutting down."}},
+)
+async def push_sensorlogger(body: SensorLoggerPush, request: Request) -> PushResponse:
+    runtime: Runtime = request.app.state.runtime
+    if runtime.draining:
+        raise HTTPException(503, "the server is shutting down")
+    if len(body.payload) > MAX_READINGS:
+        raise HTTPException(413, f"{len(body.payload)} readings in one push; the limit is {MAX_READINGS}")
+    readings = group_readings(body.payload)
+    while True:
+        stream = _stream_for(request, runtime, body)
+        async with stream.lock:
+            if stream.socket.closed:  # it timed out while this push waited for the lock: open another
+                continue
+            if _seen(stream, body.messageId):
+                return PushResponse(session_id=stream.session.id, samples=0, predictions=[], errors=[], duplicate=True)
+            frames, samples = _frames(stream, readings, runtime)
+            messages = await stream.socket.exchange(frames) if frames else []
+            break
+    if stream.socket.closed and stream.socket.close_code not in (None, 1000):
+        code = stream.socket.close_code
+        raise HTTPException(CLOSE_STATUS.get(code, 503), f"the stream session was closed ({code})")
+    return PushResponse(
+        session_id=stream.session.id, samples=samples,
+        predictions=[m for m in messages if m.get("type") == "prediction"],
+        errors=[m for m in messages if m.get("type") == "error"],
+    )
+
+
+def _seen(stream: PushStream, message_id: int | None) -> bool:
+    """A messageId at or below the last one: the app retried a push that arrived."""
+    if message_id is None:
+        return False
+    if stream.last_message_id is not None and message_id <= stream.last_message_id:
+        return True
+    stream.last_message_id = message_id
+    return False
+
+
+def _stream_for(request: Request, runtime: "Runtime", body: SensorLoggerPush) -> PushStream:
+    """The open push stream of this app session, or a new one."""
+    streams: dict[tuple[str, str], PushStream] | None = getattr(request.app.state, "sensorlogger_streams", None)
+    if streams is None:
+        streams = request.app.state.sensorlogger_streams = {}
+    key = (body.deviceId or "", body.sessionId)
+    stream = streams.get(key)
+    if stream is not None and not stream.socket.closed:
+        return stream
+    spec = runtime.holder.current.spec
+    channels = tuple(spec.channels)
+    with_gyro = any(c in GYRO_CHANNELS for c in channels)
+    socket = PushSocket(request.client.host if request.client else None)
+    stream = PushStream(socket, StreamSession(socket, runtime),  # type: ignore[arg-type]  (duck-typed WebSocket)
+                        ImuAligner(spec.rate_hz, 2 if with_gyro else 1, runtime.settings.max_gap_s),
+                        ACC_CHANNELS + GYRO_CHANNELS if with_gyro else ACC_CHANNELS, body.deviceId)
+    stream.task = asyncio.create_task(stream.session.run(), name=f"sensorlogger-{stream.session.id}")
+    stream.task.add_done_callback(lambda _: streams.pop(key, None) if streams.get(key) is stream else None)
+    streams[key] = stream
+    return stream
+
+
+def group_readings(payload: list[Reading]) -> dict[str, NsReadings]:
+    """Motion readings by sensor name: times (ns, int64) and (n, 3) x, y, z; others are ignored."""
+    grouped: dict[str, tuple[list[int], list[list[float]]]] = {}
+    for index, reading in enumerate(payload):
+        name = reading.name.lower()
+        if name not in (TOTAL, USER, GRAVITY, GYRO):
+            continue
+        try:
+            xyz = [float(reading.values[axis]) for axis in ("x", "y", "z")]
+        except (KeyError, TypeError, ValueError):
+            raise HTTPException(422, f"payload[{index}] ({reading.name}): values must hold numbers x, y and z") from None
+        if not all(np.isfinite(xyz)):
+            raise HTTPException(422, f"payload[{index}] ({reading.name}): x, y and z must be finite")
+        times, values = grouped.setdefault(name, ([], []))
+        times.append(reading.time)
+        values.append(xyz)
+    return {name: (np.asarray(t, dtype=np.int64), np.asarray(v, dtype=float)) for name, (t, v) in grouped.items()}
+
+
+def acceleration(readings: dict[str, NsReadings]) -> NsReadings | None:
+    """Acceleration with gravity (ns, m/s^2), the way the Sensor Logger file reader builds it."""
+    if TOTAL in readings:
+        return readings[TOTAL]
+    if USER in readings and GRAVITY in readings:
+        (t, user), (tg, gravity) = readings[USER], readings[GRAVITY]
+        order = np.argsort(tg)
+        aligned = np.column_stack([np.interp(t, tg[order], gravity[order, axis]) for axis in range(3)])
+        return t, user + aligned
+    if USER in readings:
+        raise HTTPException(422, "Sensor Logger's 'accelerometer' has gravity removed and this push has neither "
+                                 "'totalacceleration' nor 'gravity'. "
+                                 "Fix: enable Total Acceleration (or Gravity) in the app.")
+    return None
+
+
+def _frames(stream: PushStream, readings: dict[str, NsReadings], runtime: "Runtime") -> tuple[list[str], int]:
+    """Hello (first push), then the new grid rows as sample frames within the server's frame limits."""
+    acc = acceleration(readings)
+    batches = [_seconds(stream, acc)]
+    if len(stream.channels) > 3:
+        if GYRO not in readings and acc is not None and len(stream.aligner.tracks[1].t) == 0:
+            raise HTTPException(422, "the model needs the gyroscope and this push has none. "
+                                     "Fix: enable Gyroscope in the app.")
+        batches.append(_seconds(stream, readings.get(GYRO)))
+    if acc is not None and len(stream.aligner.tracks[0].t) == 0 and looks_like_g(acc[1]):
+        raise HTTPException(422, "the acceleration's magnitude is about 1, which looks like g; Sensor Logger sends m/s^2. "
+                                 "Fix: check the app's unit settings.")
+    aligned = stream.aligner.push(batches)
+    frames = [] if stream.greeted else [json.dumps({"type": "hello", "device_id": stream.device_id,
+                                                    "rate_hz": stream.aligner.rate_hz, "channels": list(stream.channels)})]
+    stream.greeted = True
+    if aligned is None:
+        return frames, 0
+    t0, rows = aligned
+    settings = runtime.settings
+    per_frame = max(1, min(settings.max_samples_per_frame,
+                           (settings.max_frame_bytes - 64) // (len(stream.channels) * JSON_CHARS_PER_VALUE + 4)))
+    for start in range(0, len(rows), per_frame):
+        frames.append(json.dumps({"samples": rows[start : start + per_frame].tolist(),
+                                  "t0": round(t0 + start / stream.aligner.rate_hz, 6)}))
+    return frames, len(rows)
+
+
+def _seconds(stream: PushStream, readings: NsReadings | None) -> Readings:
+    """ns since the epoch -> seconds since the session's first reading (float64 keeps us precision)."""
+    if readings is None or len(readings[0]) == 0:
+        return np.empty(0), np.empty((0, 3))
+    t_ns, values = readings
+    if stream.base_ns is None:
+        stream.base_ns = int(t_ns.min())
+    return (t_ns - stream.base_ns) * 1e-9, values

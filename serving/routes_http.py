@@ -1,0 +1,119 @@
+"""HTTP endpoints: health, readiness, metrics, the served model, and batch prediction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from serving.batcher import BatcherClosed
+from serving.metrics import CONTENT_TYPE
+from serving.model_holder import ServedModel
+from serving.request_windows import request_windows
+from serving.runtime import Runtime
+from serving.schemas import (
+    ErrorResponse, HealthResponse, ModelsResponse, PredictRequest, PredictResponse, ReadyResponse,
+)
+from serving.store import PredictionRecord
+
+READY_PING_TIMEOUT_S = 2.0
+
+router = APIRouter()
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+@router.get("/healthz", response_model=HealthResponse, tags=["health"], summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz", response_model=ReadyResponse, tags=["health"], summary="Model loaded and database reachable",
+    responses={503: {"model": ReadyResponse, "description": "Not ready; `reasons` says why."}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    rt = runtime_of(request)
+    reasons = []
+    if not rt.holder.loaded:
+        reasons.append("no model loaded")
+    try:
+        database_ok = await asyncio.wait_for(rt.store.ping(), READY_PING_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        database_ok = False
+    if not database_ok:
+        reasons.append("prediction database unreachable (rows are spooled and replayed when it returns)")
+    if rt.draining:
+        reasons.append("shutting down")
+    body = ReadyResponse(
+        status="not_ready" if reasons else "ready", reasons=reasons,
+        model_version=rt.holder.current.version if rt.holder.loaded else None,
+        database="ok" if database_ok else "unreachable", backlog=rt.store.backlog, rows_dropped=rt.store.rows_dropped,
+    )
+    return JSONResponse(body.model_dump(), status_code=503 if reasons else 200)
+
+
+@router.get(
+    "/metrics", response_class=PlainTextResponse, tags=["health"], summary="Prometheus metrics",
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    return Response(runtime_of(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.get("/v1/models", response_model=ModelsResponse, tags=["models"], summary="The model being served")
+async def models(request: Request) -> dict[str, Any]:
+    return {"models": [runtime_of(request).holder.current.describe()]}
+
+
+@router.post(
+    "/v1/predict", response_model=PredictResponse, tags=["predict"], summary="Predict every window of a batch of samples",
+    responses={503: {"model": ErrorResponse, "description": "The server is shutting down."}},
+)
+async def predict(body: PredictRequest, request: Request) -> Response:
+    """Samples (rows or columns, resampled from `rate_hz` when it differs from the model's
+    rate) are cut into the model's windows; or send ready windows. One prediction per window."""
+    rt = runtime_of(request)
+    started = time.perf_counter()
+    served = rt.holder.current  # one version answers the whole request
+    windows, starts = request_windows(body, served.spec)
+    try:
+        probabilities = await rt.batcher.submit(windows, served)
+    except BatcherClosed:
+        return JSONResponse({"detail": "the server is shutting down"}, status_code=503)
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    classes, window_s = served.classes, served.spec.window_s
+    best = probabilities.argmax(axis=1)
+    predictions = []
+    for index, (row, k, start) in enumerate(zip(probabilities.tolist(), best.tolist(), starts.tolist())):
+        predictions.append({
+            "index": index, "start": start, "end": start + window_s,
+            "label": classes[k], "confidence": row[k], "probabilities": dict(zip(classes, row)),
+            "model_version": served.version,
+        })
+    _log(rt, body, served, predictions, latency_ms)
+    # Built by hand (response_model documents it) to skip validating every window a second time.
+    return JSONResponse({"model_name": served.name, "model_version": served.version, "latency_ms": latency_ms,
+                         "predictions": predictions})
+
+
+def _log(rt: Runtime, body: PredictRequest, served: ServedModel, predictions: list[dict[str, Any]], latency_ms: float) -> None:
+    now = datetime.now(timezone.utc)
+    rt.store.add_predictions([
+        PredictionRecord(
+            time=now, session_id=body.session_id, device_id=body.device_id, source="http", model_name=served.name,
+            model_version=served.version, label=p["label"], confidence=p["confidence"], probabilities=p["probabilities"],
+            window_start=p["start"], window_end=p["end"], latency_ms=latency_ms,
+        )
+        for p in predictions
+    ])
+    labels = [p["label"] for p in predictions]
+    for label in labels:
+        rt.metrics.predictions.labels(served.name, served.version, label, "http").inc()
+    rt.stats.add(served.name, served.version, labels, [p["confidence"] for p in predictions], latency_ms)

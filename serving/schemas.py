@@ -1,0 +1,105 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI spec)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Channel = Literal["ax", "ay", "az", "gx", "gy", "gz"]
+
+ROWS_EXAMPLE = {
+    "samples": [[0.1, 9.7, 0.3, 0.01, 0.0, -0.02]] * 100,
+    "rate_hz": 50,
+    "device_id": "phone-7",
+}
+
+
+class PredictRequest(BaseModel):
+    """Samples (rows or columns, at ``rate_hz``) or ready windows; exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ROWS_EXAMPLE]})
+
+    samples: list[list[float]] | dict[Channel, list[float]] | None = Field(
+        None,
+        description="Rows [[ax, ay, az, gx, gy, gz], ...] in `channels` order, or columns "
+        '{"ax": [...], ...}. m/s^2 and rad/s. Cut into the model\'s windows and hop.',
+    )
+    windows: list[list[list[float]]] | None = Field(
+        None, description="Ready windows (n, window_samples, channels) at the model's rate, in `channels` order."
+    )
+    channels: list[Channel] | None = Field(
+        None, description="Column order of `samples` rows or `windows`; default: the model's channels."
+    )
+    rate_hz: float | None = Field(
+        None, gt=0, le=2000, description="Sampling rate of `samples`; resampled when it differs from the model's."
+    )
+    t0: float = Field(0.0, description="Time of the first sample in seconds; window start/end are relative to it.")
+    device_id: str | None = Field(None, min_length=1, max_length=128, description="Stored pseudonymised.")
+    session_id: str | None = Field(None, min_length=1, max_length=128, description="Groups requests in the log.")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "PredictRequest":
+        if (self.samples is None) == (self.windows is None):
+            raise ValueError("give exactly one of `samples` or `windows`")
+        return self
+
+
+class WindowPrediction(BaseModel):
+    index: int = Field(description="Window number in this request, from 0.")
+    start: float = Field(description="Window start, seconds (t0 + offset; ready windows: t0 + index * hop).")
+    end: float = Field(description="Window end, seconds.")
+    label: str
+    confidence: float = Field(description="Probability of `label`.")
+    probabilities: dict[str, float] = Field(description="Probability of every class.")
+    model_version: str
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    latency_ms: float = Field(description="Server time from request to predictions.")
+    predictions: list[WindowPrediction]
+
+
+class SpecInfo(BaseModel):
+    rate_hz: float
+    window_s: float
+    hop_s: float
+    window_samples: int
+    hop_samples: int
+    channels: list[str]
+    feature_set_version: str
+    classes: list[str]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str | None
+    uri: str
+    engine: Literal["onnx", "sklearn"]
+    classes: list[str]
+    spec: SpecInfo
+    loaded_at: str = Field(description="ISO 8601, UTC.")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reasons: list[str] = Field(description="Why not ready; empty when ready.")
+    model_version: str | None
+    database: Literal["ok", "unreachable"]
+    backlog: int = Field(description="Prediction-log rows spooled, waiting for the database.")
+    rows_dropped: int
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,277 @@
+"""WebSocket /v1/stream: one ``StreamSession`` per connection (protocol in docs/protocol.md).
+
+A session turns frames into windows (``StreamWindower``), has them predicted by the
+micro-batcher with whatever model is current, smooths over its last k windows, answers
+each window with a prediction message and logs every prediction and the connection to
+the store. A bad frame gets an error message and the session goes on; oversize frames
+(1009) and flooding (1008) close it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from features.errors import SpecError
+from features.smoothing import causal_mean_smoothing
+from serving.batcher import BatcherClosed
+from serving.logs import log_event
+from serving.model_holder import ServedModel
+from serving.protocol import (
+    CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG,
+    FrameError, FrameTooBig, Hello, Samples, error_message, parse_binary, parse_text, prediction_message, ready_message,
+)
+from serving.store import ConnectionRecord, PredictionRecord
+from serving.stream_buffer import StreamWindower
+
+if TYPE_CHECKING:
+    from serving.runtime import Runtime
+
+READY_LIMITS = ("max_frame_bytes", "max_samples_per_frame", "rate_limit_per_s")  # told to the client
+
+
+class _Close(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class SessionRegistry:
+    """The open sessions, so shutdown can close them all with 1001."""
+
+    def __init__(self) -> None:
+        self._sessions: set[StreamSession] = set()
+
+    def add(self, session: "StreamSession") -> None:
+        self._sessions.add(session)
+
+    def discard(self, session: "StreamSession") -> None:
+        self._sessions.discard(session)
+
+    async def close_all(self, code: int, reason: str) -> None:
+        await asyncio.gather(*(s.close(code, reason) for s in list(self._sessions)), return_exceptions=True)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+async def stream_endpoint(websocket: WebSocket) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    if runtime.draining:  # between the shutdown signal and the listener closing
+        await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
+        return
+    await StreamSession(websocket, runtime).run()
+
+
+class StreamSession:
+    def __init__(self, websocket: WebSocket, runtime: "Runtime") -> None:
+        self.ws, self.rt = websocket, runtime
+        self.id = uuid.uuid4().hex
+        self.address = websocket.client.host if websocket.client else None
+        self.device_id: str | None = None
+        self.opened_at = datetime.now(timezone.utc)
+        self.frames = self.predictions = self.errors = 0
+        self.close_code: int | None = None
+        self._hello: Hello | None = None  # the layout in force, once the first frame set it
+        self._windower: StreamWindower | None = None
+        self._history: deque[np.ndarray] = deque(maxlen=max(1, runtime.settings.smooth_k))
+        self._history_classes: tuple[str, ...] = ()
+        self._send_lock = asyncio.Lock()
+        self._closing = False
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        self.rt.sessions.add(self)
+        self.rt.metrics.sessions.inc()
+        self._record(closed=False)
+        log_event("session_opened", session_id=self.id)
+        try:
+            await self._receive_loop()
+        except _Close as close:
+            await self.close(close.code, close.reason)
+        except Exception as err:  # a bug must cost one session, not the server
+            log_event("session_failed", logging.ERROR, session_id=self.id, error=repr(err))
+            await self.close(CLOSE_INTERNAL_ERROR, "internal error")
+        finally:
+            await self._finish()
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Send a close frame once; the receive loop ends when the client answers."""
+        async with self._send_lock:
+            if self._closing:
+                return
+            self._closing = True
+            self.close_code = code
+            try:
+                await self.ws.close(code, reason[:120])
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                pass  # already gone
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                if self.close_code is None:
+                    self.close_code = int(message.get("code") or 1005)
+                return
+            await self._on_frame(message.get("text"), message.get("bytes"))
+
+    async def _on_frame(self, text: str | None, data: bytes | None) -> None:
+        received = time.perf_counter()
+        size = len(data) if data is not None else len(text.encode()) if text is not None else 0
+        if size > self.rt.settings.max_frame_bytes:
+            raise _Close(CLOSE_TOO_BIG, f"frame of {size} bytes; the limit is {self.rt.settings.max_frame_bytes}")
+        if not await self._within_rate():
+            raise _Close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+        self.frames += 1
+        kind = "binary" if data is not None else "json"
+        try:
+            await self._handle(text, data, received)
+        except FrameTooBig as err:
+            raise _Close(CLOSE_TOO_BIG, str(err)) from None
+        except FrameError as err:
+            self.errors += 1
+            self.rt.metrics.frames.labels(kind, "error").inc()
+            log_event("frame_rejected", logging.WARNING, session_id=self.id, code=err.code, detail=err.detail)
+            await self._send(error_message(err.code, err.detail))
+            return
+        self.rt.metrics.frames.labels(kind, "ok").inc()
+
+    async def _handle(self, text: str | None, data: bytes | None, received: float) -> None:
+        limit = self.rt.settings.max_samples_per_frame
+        n_channels = len(self._channels())
+        parsed = parse_binary(data, n_channels, limit) if data is not None else parse_text(text or "", n_channels, limit)
+        if isinstance(parsed, Hello):
+            if self._hello is not None:
+                raise FrameError("bad_hello", "hello must be the first message of a session")
+            await self._configure(parsed)
+            return
+        if self._hello is None:
+            await self._configure(Hello(None, None, None))  # no hello: the model's rate and channels
+        await self._on_samples(parsed, received)
+
+    async def _configure(self, hello: Hello) -> None:
+        served = self.rt.holder.current
+        try:
+            self._windower = self._new_windower(served, hello)
+        except SpecError as err:
+            raise FrameError("bad_hello", err.problem) from None
+        self._hello, self.device_id = hello, hello.device_id
+        self._record(closed=False)
+        limits = {key: getattr(self.rt.settings, key) for key in READY_LIMITS}
+        await self._send(ready_message(self.id, served.describe(), self._windower.rate_hz, self._windower.channels, limits))
+
+    def _new_windower(self, served: ServedModel, hello: Hello) -> StreamWindower:
+        spec = served.spec
+        return StreamWindower(spec, hello.channels or spec.channels, hello.rate_hz or spec.rate_hz, self.rt.settings.max_gap_s)
+
+    def _channels(self) -> tuple[str, ...]:
+        return self._windower.channels if self._windower else self.rt.holder.current.spec.channels
+
+    async def _on_samples(self, samples: Samples, received: float) -> None:
+        served = self.rt.holder.current  # taken once: this frame's windows go to one version
+        windower = self._windower_for(served)
+        windows, starts = windower.push(samples.values, samples.t0)
+        if len(windows) == 0:
+            return
+        try:
+            probabilities = await self.rt.batcher.submit(windows, served)
+        except BatcherClosed:
+            raise _Close(CLOSE_GOING_AWAY, "server shutting down") from None
+        latency_ms = (time.perf_counter() - received) * 1000.0
+        await self._emit(served, starts, probabilities, latency_ms)
+
+    def _windower_for(self, served: ServedModel) -> StreamWindower:
+        """The session's windower, rebuilt when a reload brought a model with another windowing."""
+        assert self._windower is not None and self._hello is not None
+        if _same_windowing(self._windower, served):
+            return self._windower
+        try:
+            self._windower = self._new_windower(served, self._hello)
+        except SpecError as err:
+            raise _Close(CLOSE_INTERNAL_ERROR, f"the new model version cannot use this stream: {err.problem}") from None
+        log_event("session_rewindowed", session_id=self.id, version=served.version)
+        return self._windower
+
+    async def _emit(self, served: ServedModel, starts: np.ndarray, probabilities: np.ndarray, latency_ms: float) -> None:
+        """Log first (nothing is lost if the client is gone), then send one message per window."""
+        classes, window_s = served.classes, served.spec.window_s
+        smoothed = [self._smooth(row, classes) for row in probabilities]
+        labels = [classes[i] for i in probabilities.argmax(axis=1)]
+        now = datetime.now(timezone.utc)
+        self.rt.store.add_predictions([
+            PredictionRecord(
+                time=now, session_id=self.id, device_id=self.device_id, source="ws", model_name=served.name,
+                model_version=served.version, label=label, confidence=float(row.max()),
+                probabilities=dict(zip(classes, row.tolist())), window_start=float(start),
+                window_end=float(start + window_s), latency_ms=latency_ms,
+            )
+            for label, row, start in zip(labels, probabilities, starts)
+        ])
+        self._count(served, labels, probabilities, latency_ms)
+        for row, smooth, start in zip(probabilities, smoothed, starts):
+            await self._send(prediction_message(
+                session_id=self.id, window_start=float(start), window_end=float(start + window_s), classes=classes,
+                probabilities=row, smoothed=smooth, model_version=served.version, latency_ms=latency_ms,
+            ))
+
+    def _count(self, served: ServedModel, labels: list[str], probabilities: np.ndarray, latency_ms: float) -> None:
+        self.predictions += len(labels)
+        for label in labels:
+            self.rt.metrics.predictions.labels(served.name, served.version, label, "ws").inc()
+        self.rt.stats.add(served.name, served.version, labels, probabilities.max(axis=1).tolist(), latency_ms)
+
+    def _smooth(self, row: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+        """Mean of the session's last k probability rows (the same function as `predict --smooth`)."""
+        if classes != self._history_classes:  # another model's classes: start over
+            self._history.clear()
+            self._history_classes = classes
+        self._history.append(row)
+        return causal_mean_smoothing(np.asarray(self._history), len(self._history))[-1]
+
+    async def _within_rate(self) -> bool:
+        limiter = self.rt.limiter
+        if await limiter.allow(f"session:{self.id}") and await limiter.allow(f"address:{self.address}"):
+            return True
+        self.rt.metrics.rate_limited.labels("ws").inc()
+        return False
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            if self._closing:
+                return
+            try:
+                await self.ws.send_text(json.dumps(message))
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                self._closing = True  # the client is gone; the receive loop sees the disconnect
+
+    def _record(self, closed: bool) -> None:
+        self.rt.store.add_connection(ConnectionRecord(
+            session_id=self.id, device_id=self.device_id, client_address=self.address, opened_at=self.opened_at,
+            closed_at=datetime.now(timezone.utc) if closed else None, frames=self.frames,
+            predictions=self.predictions, errors=self.errors, close_code=self.close_code if closed else None,
+        ))
+
+    async def _finish(self) -> None:
+        self.rt.sessions.discard(self)
+        self.rt.metrics.sessions.dec()
+        self.rt.metrics.session_closes.labels(str(self.close_code)).inc()
+        await self.rt.limiter.forget(f"session:{self.id}")
+        self._record(closed=True)
+        log_event("session_closed", session_id=self.id, close_code=self.close_code, frames=self.frames,
+                  predictions=self.predictions, errors=self.errors,
+                  duration_s=round((datetime.now(timezone.utc) - self.opened_at).total_seconds(), 3))
+
+
+def _same_windowing(windower: StreamWindower, served: ServedModel) -> bool:
+    a, b = windower.spec, served.spec
+    return (a.rate_hz, a.window_samples, a.hop_samples, a.channels) == (b.rate_hz, b.window_samples, b.hop_samples, b.channels)

@@ -1,0 +1,116 @@
+"""Per-session stream state: samples in (at the client's rate), windows out (the model's).
+
+``StreamWindower`` = channel selection -> ``StreamResampler`` -> ``SampleBuffer``, with
+the segment timeline: windows start at ``origin + index / rate`` like ``posture predict``
+reports them, and a jump in ``t0`` larger than ``max_gap_s`` starts a new segment, as a
+gap in a recording does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from features.errors import SpecError
+from features.spec import WindowSpec
+from features.windows import sliding_windows
+from serving.protocol import FrameError
+
+
+class SampleBuffer:
+    """Samples from the next window's start on; ``extend`` returns the windows completed."""
+
+    def __init__(self, window: int, hop: int, n_channels: int) -> None:
+        self.window, self.hop = window, hop
+        self._data = np.empty((2 * window, n_channels), dtype=np.float32)
+        self._length = 0
+        self._offset = 0  # stream index of _data[0]
+
+    def extend(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append rows; return (windows (m, window, channels) float32, their first sample's index)."""
+        needed = self._length + len(values)
+        if needed > len(self._data):
+            grown = np.empty((max(needed, 2 * len(self._data)), self._data.shape[1]), dtype=np.float32)
+            grown[: self._length] = self._data[: self._length]
+            self._data = grown
+        self._data[self._length : needed] = values
+        self._length = needed
+        if needed < self.window:
+            return np.empty((0, self.window, self._data.shape[1]), np.float32), np.empty(0, np.int64)
+        count = (needed - self.window) // self.hop + 1
+        windows = sliding_windows(self._data[:needed], self.window, self.hop)[:count].copy()
+        starts = self._offset + self.hop * np.arange(count, dtype=np.int64)
+        consumed = count * self.hop
+        self._data[: needed - consumed] = self._data[consumed:needed]  # numpy buffers the overlap
+        self._length -= consumed
+        self._offset += consumed
+        return windows, starts
+
+
+class StreamResampler:
+    """Linear interpolation of a stream at ``in_rate`` onto the grid k / ``out_rate``, chunk by chunk.
+
+    Gives the samples ``features.resample.resample_uniform`` gives for the whole stream
+    at once; identity when the rates are equal.
+    """
+
+    def __init__(self, in_rate: float, out_rate: float) -> None:
+        self.in_rate, self.out_rate = in_rate, out_rate
+        self._previous: np.ndarray | None = None  # last input row
+        self._n_in = 0
+        self._next_out = 0
+
+    def push(self, values: np.ndarray) -> np.ndarray:
+        if self.in_rate == self.out_rate or len(values) == 0:
+            return values
+        first = self._n_in - (self._previous is not None)
+        x = values if self._previous is None else np.vstack([self._previous, values])
+        t_in = np.arange(first, first + len(x)) / self.in_rate
+        last = int(np.floor(t_in[-1] * self.out_rate + 1e-9))
+        t_out = np.arange(self._next_out, last + 1) / self.out_rate
+        out = np.empty((len(t_out), x.shape[1]), dtype=np.float32)
+        for channel in range(x.shape[1]):
+            out[:, channel] = np.interp(t_out, t_in, x[:, channel])
+        self._previous = values[-1:].copy()
+        self._n_in += len(values)
+        self._next_out = last + 1
+        return out
+
+
+class StreamWindower:
+    """Frames in the client's channel order and rate -> the model's windows and start times."""
+
+    def __init__(self, spec: WindowSpec, channels: Sequence[str], rate_hz: float, max_gap_s: float) -> None:
+        missing = [c for c in spec.channels if c not in channels]
+        if missing:
+            raise SpecError(f"the model needs channel(s) {', '.join(missing)} that the stream does not send.")
+        self.spec, self.channels, self.rate_hz, self.max_gap_s = spec, tuple(channels), rate_hz, max_gap_s
+        self._columns = [list(channels).index(c) for c in spec.channels]
+        self._start_segment(0.0)
+
+    def _start_segment(self, origin: float) -> None:
+        self.origin = origin
+        self._n_in = 0
+        self._resampler = StreamResampler(self.rate_hz, self.spec.rate_hz)
+        self._buffer = SampleBuffer(self.spec.window_samples, self.spec.hop_samples, len(self.spec.channels))
+
+    def push(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """(windows (m, window, channels), start times in seconds) completed by this frame."""
+        if t0 is not None:
+            self._place(t0)
+        resampled = self._resampler.push(values[:, self._columns])
+        self._n_in += len(values)
+        windows, starts = self._buffer.extend(resampled)
+        return windows, self.origin + starts / self.spec.rate_hz
+
+    def _place(self, t0: float) -> None:
+        """Anchor the segment at the first t0; a jump past ``max_gap_s`` starts a new one."""
+        if self._n_in == 0:
+            self.origin = t0
+            return
+        expected = self.origin + self._n_in / self.rate_hz
+        if t0 - expected > self.max_gap_s:
+            self._start_segment(t0)
+        elif expected - t0 > self.max_gap_s:
+            raise FrameError("bad_time", f"t0 {t0:.3f} s goes back in time (expected about {expected:.3f} s)")
