@@ -13,11 +13,12 @@ $(BIN)/posture: pyproject.toml
 
 venv: $(BIN)/posture
 
-# Build the sample dataset, train and register a model on the embedded defaults.
+# Build the sample dataset, train and register a model on the embedded defaults, then serve it.
 quickstart: venv
 	$(BIN)/posture ingest --sample
 	$(BIN)/posture train
 	$(BIN)/posture models list
+	$(BIN)/posture serve
 
 services:
 	bash scripts/services.sh
