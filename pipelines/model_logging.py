@@ -65,7 +65,7 @@ def window_predictions_frame(windowed: WindowedDataset, oof: np.ndarray, fitted:
     )
 
 
-def _model_files(folder: Path, spec: WindowSpec, forest: Any, n_features: int) -> list[str]:
+def model_files(folder: Path, spec: WindowSpec, forest: Any, n_features: int) -> list[str]:
     from pipelines.onnx_export import export_forest
 
     spec_path = folder / SPEC_FILE
@@ -73,7 +73,7 @@ def _model_files(folder: Path, spec: WindowSpec, forest: Any, n_features: int) -
     return [str(spec_path), str(export_forest(forest, n_features, folder / ONNX_FILE))]
 
 
-def _ensure_registered(client: Any, name: str) -> None:
+def ensure_registered(client: Any, name: str) -> None:
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
 
@@ -133,10 +133,10 @@ def log_training_run(
             name="model",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             pip_requirements=MODEL_PIP_REQUIREMENTS,
-            extra_files=_model_files(Path(tmp), spec, forest, features.shape[1]),
+            extra_files=model_files(Path(tmp), spec, forest, features.shape[1]),
             metadata={"posture_spec": spec.to_dict()},
         )
-        _ensure_registered(client, request.model_name)
+        ensure_registered(client, request.model_name)
         version = str(client.create_model_version(
             request.model_name,
             info.model_uri,

@@ -8,6 +8,7 @@ from posture_cli.db_cmd import db_app
 from posture_cli.ingest_cmd import ingest
 from posture_cli.models_cmd import models_app
 from posture_cli.predict_cmd import predict
+from posture_cli.retrain_cmd import retrain, schedule
 from posture_cli.serve_cmd import serve
 from posture_cli.stream_cmd import stream
 from posture_cli.train_cmd import train
@@ -21,6 +22,8 @@ app = typer.Typer(
 app.command()(ingest)
 app.command()(train)
 app.command()(predict)
+app.command()(retrain)
+app.command()(schedule)
 app.command()(serve)
 app.command()(stream)
 app.add_typer(models_app, name="models")

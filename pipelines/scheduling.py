@@ -1,0 +1,158 @@
+"""Scheduled retraining without a Prefect server: serve the ``retrain`` deployment from here.
+
+Prefect's temporary API (what other commands start) runs no scheduler service, so scheduled
+runs would never be created; ``flow.serve`` refuses schedules on it for that reason. With no
+``PREFECT_API_URL`` we therefore start a full local Prefect server (API + services, no UI)
+with its own database under ``PREFECT_HOME``, register the deployment with its schedule and
+a concurrency limit of one (``CANCEL_NEW``: a run due while one is running is cancelled,
+so late runs do not pile up), and let Prefect's runner execute the runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from features.errors import PostureError
+from pipelines.settings import quiet_offline_environment
+
+DEPLOYMENT = "retrain"
+DEFAULT_CRON = "0 3 * * *"
+SCHEDULE_DB = "posture-schedule.db"
+
+
+def make_schedule(cron: str | None, interval_s: float | None, tz: str) -> Any:
+    """A Prefect schedule: every ``interval_s`` seconds from now, else ``cron`` in ``tz``."""
+    from prefect.schedules import Cron, Interval
+
+    if interval_s is not None:
+        if interval_s <= 0:
+            raise PostureError(f"--interval must be positive, got {interval_s}.", "pass seconds, e.g. 86400.")
+        return Interval(timedelta(seconds=interval_s), anchor_date=datetime.now(timezone.utc).replace(microsecond=0),
+                        timezone=tz)
+    try:
+        return Cron(cron or DEFAULT_CRON, timezone=tz)
+    except ValueError as err:
+        raise PostureError(f"Invalid --cron {cron!r}: {err}".splitlines()[0], 'pass five fields, e.g. "0 3 * * *".') from err
+
+
+def next_runs(schedule: Any, count: int = 3) -> list[datetime]:
+    """The next start times, computed by the Prefect server's own schedule code."""
+    from prefect.server.schemas import schedules
+
+    if schedule.interval is not None:
+        server = schedules.IntervalSchedule(interval=schedule.interval, anchor_date=schedule.anchor_date,
+                                            timezone=schedule.timezone)
+    else:
+        server = schedules.CronSchedule(cron=schedule.cron, timezone=schedule.timezone, day_or=schedule.day_or)
+    return list(asyncio.run(server.get_dates(n=count)))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_server: subprocess.Popen[bytes] | None = None
+
+
+def start_scheduler_api() -> str:
+    """The Prefect API to serve against: ``PREFECT_API_URL``, else a local server we start
+    (without waiting: ``wait_for_scheduler_api``) and stop at exit.
+
+    Call it before anything imports Prefect: Prefect reads ``PREFECT_API_URL`` once, at import.
+    """
+    global _server
+    quiet_offline_environment()
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    _server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_FINAL": "1",
+             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / SCHEDULE_DB}"},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches only us; the server must outlive the runner's shutdown
+    )
+    atexit.register(_stop, _server)
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    return os.environ["PREFECT_API_URL"]
+
+
+def wait_for_scheduler_api(timeout_s: float = 120.0) -> None:
+    """Block until the server ``start_scheduler_api`` started answers (no-op for an external one)."""
+    import httpx
+
+    if _server is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _server.poll() is not None:
+            raise PostureError(f"The local Prefect server exited with code {_server.returncode}.",
+                               "check that PREFECT_HOME is writable, or set PREFECT_API_URL to a Prefect server.")
+        try:
+            if httpx.get(os.environ["PREFECT_API_URL"] + "/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise PostureError(f"The local Prefect server did not start in {timeout_s:.0f} s.", "set PREFECT_API_URL.")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def retrain_deployment(schedule: Any, parameters: dict[str, Any]) -> Any:
+    """The ``retrain`` deployment: the schedule, one run at a time, new runs cancelled while one runs."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.types.entrypoint import EntrypointType
+
+    from pipelines.retrain import retrain_flow
+
+    return retrain_flow.to_deployment(
+        name=DEPLOYMENT,
+        schedule=schedule,
+        parameters=parameters,
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+        description="Retrain on new data in the incoming folder; promote the challenger only when it wins.",
+        entrypoint_type=EntrypointType.MODULE_PATH,  # runs import the installed package, wherever we stand
+    )
+
+
+def serve_forever(deployment: Any) -> None:
+    """What Prefect's ``serve`` does (a Runner that registers the deployment and runs its
+    scheduled runs), with Ctrl-C taking the runner's graceful SIGTERM path: in-flight runs are
+    cancelled, the schedule is paused, and we return. A second Ctrl-C stops at once."""
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True)
+    runner.add_deployment(deployment)
+
+    def on_interrupt(*_: Any) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        runner.handle_sigterm()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        asyncio.run(runner.start())
+    finally:
+        signal.signal(signal.SIGINT, previous)
