@@ -22,6 +22,8 @@ quickstart: venv
 
 services:
 	bash scripts/services.sh
+	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_nginx.sh
 
 test: venv services
 	$(BIN)/python -m pytest

@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     api_keys_required: bool | None = Field(None, description="Default: on unless bound to loopback.")
     cors_origins: list[str] = Field(default_factory=list)
+    # deployment: Redis, API keys, backups (docs/deployment.md)
+    redis_prefix: str = Field("posture", description="Prefix of every Redis key (one per deployment).")
+    redis_timeout_s: float = Field(0.25, description="Redis socket timeout; past it the in-process fallback answers.")
+    session_ttl_s: float = Field(300.0, description="How long a stream session can be resumed after its last window.")
+    rate_limit_key_per_s: float = Field(2000.0, description="Requests + frames a second per API key, all instances.")
+    rate_limit_key_burst: int = 4000
+    api_key_cache_s: float = Field(5.0, description="Key checks are cached this long: revocation takes effect within it.")
+    model_cache_ttl_s: float = Field(5.0, description="Registry alias look-ups shared through Redis for this long.")
+    backup_key: str | None = Field(None, description="Passphrase of `posture db backup --encrypt`.")
+    backup_dir: Path | None = Field(None, description="Where backups go; default <data_dir>/backups.")
+    backup_keep: int = Field(7, description="Backups kept per database; older ones are deleted.")
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":

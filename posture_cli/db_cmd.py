@@ -12,7 +12,7 @@ import typer
 from features.errors import PostureError
 from posture_cli.console import console, load_settings, print_json, user_errors
 
-db_app = typer.Typer(help="The prediction store: migrate it, summarise what it holds.", no_args_is_help=True)
+db_app = typer.Typer(help="The prediction store: migrate it, summarise, back up and restore it.", no_args_is_help=True)
 
 DatabaseUrl = Annotated[
     Optional[str],
@@ -169,3 +169,10 @@ def _when(moment: datetime | None) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
+
+
+# Backups live in their own module; registered here so `posture db` lists them.
+from posture_cli.db_backup_cmd import backup, restore  # noqa: E402
+
+db_app.command("backup")(backup)
+db_app.command("restore")(restore)

@@ -6,6 +6,7 @@ import typer
 
 from posture_cli.db_cmd import db_app
 from posture_cli.ingest_cmd import ingest
+from posture_cli.keys_cmd import keys_app
 from posture_cli.models_cmd import models_app
 from posture_cli.predict_cmd import predict
 from posture_cli.retrain_cmd import retrain, schedule
@@ -28,6 +29,7 @@ app.command()(serve)
 app.command()(stream)
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
 from pipelines.settings import Settings
+from serving.auth_middleware import AuthMiddleware
 from serving.http_middleware import RateLimitMiddleware, RequestMetricsMiddleware
 from serving.push_sensorlogger import router as sensorlogger_router
 from serving.routes_http import router
@@ -26,6 +27,8 @@ DESCRIPTION = """Posture predictions from IMU samples.
 
 * `POST /v1/predict`: a batch of samples (rows or columns) or ready windows -> one prediction per window.
 * `WebSocket /v1/stream`: live frames -> a prediction each time a window completes (see docs/protocol.md).
+* API keys (required unless the server binds to loopback): `Authorization: Bearer KEY` on `/v1/`
+  (the stream also takes `?token=KEY`); `posture keys create NAME` makes one.
 """
 
 
@@ -54,11 +57,16 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                                      allow_headers=["*"]))
     middleware.append(Middleware(RateLimitMiddleware))
+    middleware.append(Middleware(AuthMiddleware))  # inside the per-address limit: bad-key floods are limited too
     app = FastAPI(title="posture", version=_package_version(), description=DESCRIPTION, lifespan=lifespan,
                   middleware=middleware)
     app.include_router(router)
     app.include_router(sensorlogger_router)
     app.add_api_websocket_route("/v1/stream", stream_endpoint, name="stream")
+    # The browser test client (serving/static) at /, mounted last so it shadows no API route.
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/", StaticFiles(directory=os.path.join(os.path.dirname(__file__), "static"), html=True), name="static")
     return app
 
 

@@ -61,6 +61,13 @@ class ServerMetrics:
             "websocket_sessions_closed", "Stream sessions closed, by close code.", ["code"], registry=r
         )
         self.rate_limited = Counter("rate_limited_requests", "Requests or frames refused by rate limits.", ["scope"], registry=r)
+        self.auth_refused = Counter(
+            "auth_refused_requests", "Requests and stream handshakes refused by API-key auth.", ["scope", "reason"],
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "redis_errors", "Redis calls that failed (the in-process fallback answered).", ["operation"], registry=r
+        )
 
     def watch_store(self, store: Any) -> None:
         """Export the prediction store's counters (read at each scrape)."""

@@ -17,6 +17,7 @@ from pipelines.registry import LoadedModel, connect, describe_uri, load_model
 from pipelines.settings import Settings
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
+from serving.redis_state import AliasCache
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,10 +64,11 @@ class ModelHolder:
 
     def __init__(
         self, settings: Settings, uri: str, metrics: ServerMetrics,
-        loader: Callable[[str, Settings], ServedModel] = load_served,
+        loader: Callable[[str, Settings], ServedModel] = load_served, alias_cache: AliasCache | None = None,
     ) -> None:
         self.settings, self.uri, self.metrics = settings, uri, metrics
         self._loader = loader
+        self._alias_cache = alias_cache  # shared through Redis: one registry look-up per TTL for all instances
         self._current: ServedModel | None = None
         self._client: Any = None
 
@@ -102,7 +104,10 @@ class ModelHolder:
 
     async def check_once(self) -> bool:
         """Swap in the alias's version when it differs from the served one; True when swapped."""
-        version = await asyncio.to_thread(self._alias_version)
+        if self._alias_cache is None:
+            version = await asyncio.to_thread(self._alias_version)
+        else:
+            version = await self._alias_cache.version(self.uri, lambda: asyncio.to_thread(self._alias_version))
         if version is None or version == self.current.version:
             return False
         served = await asyncio.to_thread(self._loader, self.uri, self.settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ CLOSE_INTERNAL_ERROR = 1011  # the server cannot go on (e.g. the new model needs
 
 MAX_RATE_HZ = 2000.0
 MAX_DEVICE_ID_CHARS = 128
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a resuming hello may name
 BINARY_DTYPE = np.dtype("<f4")  # little-endian float32, rows of the declared channels
 
 
@@ -44,6 +46,7 @@ class Hello:
     device_id: str | None
     rate_hz: float | None
     channels: tuple[str, ...] | None
+    session_id: str | None = None  # an earlier session to resume
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,10 @@ def parse_hello(message: dict[str, Any]) -> Hello:
         unknown = [c for c in channels if c not in ALL_CHANNELS]
         if unknown or len(set(channels)) != len(channels):
             raise FrameError("bad_hello", f"channels must be distinct names from {list(ALL_CHANNELS)}, got {channels}")
-    return Hello(device_id, float(rate) if rate is not None else None, tuple(channels) if channels else None)
+    session_id = message.get("session_id")
+    if session_id is not None and (not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id)):
+        raise FrameError("bad_hello", "session_id must be the session_id of an earlier ready message")
+    return Hello(device_id, float(rate) if rate is not None else None, tuple(channels) if channels else None, session_id)
 
 
 def _sample_rows(rows: Any, n_channels: int, max_samples: int) -> np.ndarray:
@@ -141,13 +147,18 @@ def error_message(code: str, detail: str) -> dict[str, Any]:
 
 
 def ready_message(
-    session_id: str, model: dict[str, Any], rate_hz: float, channels: tuple[str, ...], limits: dict[str, float]
+    session_id: str, model: dict[str, Any], rate_hz: float, channels: tuple[str, ...], limits: dict[str, float],
+    next_t: float | None = None,
 ) -> dict[str, Any]:
-    """Sent once, before anything else: the session id, the model, the frame layout in force, the limits."""
-    return {
+    """Sent once, before anything else: the session id, the model, the frame layout in force, the
+    limits; and whether an earlier session was resumed (then ``next_t``: the next sample it expects)."""
+    message = {
         "type": "ready", "session_id": session_id, "model": model, "rate_hz": rate_hz, "channels": list(channels),
-        "limits": limits,
+        "limits": limits, "resumed": next_t is not None,
     }
+    if next_t is not None:
+        message["next_t"] = next_t
+    return message
 
 
 def prediction_message(

@@ -11,12 +11,13 @@ from pipelines.registry import resolve_model_uri
 from pipelines.settings import Settings
 from serving.batcher import MicroBatcher
 from serving.db import ensure_schema, redact
+from serving.edge import Edge, build_edge
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder
 from serving.model_stats import ServedStats
 from serving.protocol import CLOSE_GOING_AWAY
-from serving.ratelimit import RateLimiter, TokenBucketLimiter
+from serving.ratelimit import RateLimiter
 from serving.sessions import SessionRegistry
 from serving.store import PredictionStore
 
@@ -36,6 +37,7 @@ class Runtime:
     store: PredictionStore
     limiter: RateLimiter
     stats: ServedStats
+    edge: Edge  # Redis-shared (or in-process) limits and session state, API-key checks
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False  # set at the shutdown signal: /readyz says so, new streams are refused
@@ -55,6 +57,7 @@ class Runtime:
         await self.batcher.close()
         self.stats.flush_to(self.store)
         await self.store.close()
+        await self.edge.close()
         log_event("server_stopped", rows_written=self.store.rows_written, backlog=self.store.backlog,
                   rows_dropped=self.store.rows_dropped)
 
@@ -64,7 +67,8 @@ async def start_runtime(settings: Settings, model_uri: str | None = None) -> Run
     assert settings.database_url is not None and settings.spool_dir is not None
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     metrics = ServerMetrics()
-    holder = ModelHolder(settings, resolve_model_uri(model_uri, settings), metrics)
+    edge = await build_edge(settings, metrics)
+    holder = ModelHolder(settings, resolve_model_uri(model_uri, settings), metrics, alias_cache=edge.alias_cache)
     await asyncio.gather(holder.load(), asyncio.to_thread(ensure_schema, settings.database_url, settings.auto_migrate))
     store = PredictionStore(
         settings.database_url, settings.spool_dir, settings.anon_key,
@@ -76,7 +80,7 @@ async def start_runtime(settings: Settings, model_uri: str | None = None) -> Run
     batcher.start()
     runtime = Runtime(
         settings=settings, metrics=metrics, holder=holder, batcher=batcher, store=store,
-        limiter=TokenBucketLimiter(settings.rate_limit_per_s, settings.rate_limit_burst), stats=ServedStats(),
+        limiter=edge.limiter, stats=ServedStats(), edge=edge,
     )
     if holder.follows_alias and settings.reload_interval_s > 0:
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))

@@ -4,7 +4,9 @@ A session turns frames into windows (``StreamWindower``), has them predicted by 
 micro-batcher with whatever model is current, smooths over its last k windows, answers
 each window with a prediction message and logs every prediction and the connection to
 the store. A bad frame gets an error message and the session goes on; oversize frames
-(1009) and flooding (1008) close it.
+(1009) and flooding (1008) close it. After each completed window, and at a close that is
+not the client's normal 1000, its state goes to the session store (Redis when configured)
+so that a client that reconnects, here or to another instance, can resume it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from features.errors import SpecError
 from features.smoothing import causal_mean_smoothing
+from features.spec import WindowSpec
+from serving.auth_middleware import API_KEY_SCOPE
 from serving.batcher import BatcherClosed
 from serving.logs import log_event
 from serving.model_holder import ServedModel
@@ -30,6 +34,7 @@ from serving.protocol import (
     CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG,
     FrameError, FrameTooBig, Hello, Samples, error_message, parse_binary, parse_text, prediction_message, ready_message,
 )
+from serving.session_state import SessionSnapshot
 from serving.store import ConnectionRecord, PredictionRecord
 from serving.stream_buffer import StreamWindower
 
@@ -69,13 +74,15 @@ async def stream_endpoint(websocket: WebSocket) -> None:
     if runtime.draining:  # between the shutdown signal and the listener closing
         await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
         return
-    await StreamSession(websocket, runtime).run()
+    await StreamSession(websocket, runtime, websocket.scope.get(API_KEY_SCOPE)).run()
 
 
 class StreamSession:
-    def __init__(self, websocket: WebSocket, runtime: "Runtime") -> None:
+    def __init__(self, websocket: WebSocket, runtime: "Runtime", api_key: str | None = None) -> None:
         self.ws, self.rt = websocket, runtime
-        self.id = uuid.uuid4().hex
+        self.id = uuid.uuid4().hex  # replaced by the earlier session's id when a hello resumes one
+        self.connection = uuid.uuid4().hex  # this connection: the session state's owner, its own rate bucket
+        self.api_key = api_key  # the caller's key name (None when keys are not required)
         self.address = websocket.client.host if websocket.client else None
         self.device_id: str | None = None
         self.opened_at = datetime.now(timezone.utc)
@@ -92,7 +99,7 @@ class StreamSession:
         await self.ws.accept()
         self.rt.sessions.add(self)
         self.rt.metrics.sessions.inc()
-        self._record(closed=False)
+        # The connections row is written at the first message, once the id is final (a hello may resume).
         log_event("session_opened", session_id=self.id)
         try:
             await self._receive_loop()
@@ -161,14 +168,18 @@ class StreamSession:
 
     async def _configure(self, hello: Hello) -> None:
         served = self.rt.holder.current
-        try:
-            self._windower = self._new_windower(served, hello)
-        except SpecError as err:
-            raise FrameError("bad_hello", err.problem) from None
-        self._hello, self.device_id = hello, hello.device_id
+        resumed = hello.session_id is not None and await self._resume(hello)
+        if not resumed:
+            try:
+                self._windower = self._new_windower(served, hello)
+            except SpecError as err:
+                raise FrameError("bad_hello", err.problem) from None
+            self._hello, self.device_id = hello, hello.device_id
+        assert self._windower is not None
         self._record(closed=False)
         limits = {key: getattr(self.rt.settings, key) for key in READY_LIMITS}
-        await self._send(ready_message(self.id, served.describe(), self._windower.rate_hz, self._windower.channels, limits))
+        await self._send(ready_message(self.id, served.describe(), self._windower.rate_hz, self._windower.channels,
+                                       limits, next_t=self._windower.next_t if resumed else None))
 
     def _new_windower(self, served: ServedModel, hello: Hello) -> StreamWindower:
         spec = served.spec
@@ -223,6 +234,8 @@ class StreamSession:
                 session_id=self.id, window_start=float(start), window_end=float(start + window_s), classes=classes,
                 probabilities=row, smoothed=smooth, model_version=served.version, latency_ms=latency_ms,
             ))
+        # Saved after sending: a crash in between repeats a window on resume rather than losing it.
+        await self._save_state()
 
     def _count(self, served: ServedModel, labels: list[str], probabilities: np.ndarray, latency_ms: float) -> None:
         self.predictions += len(labels)
@@ -239,8 +252,11 @@ class StreamSession:
         return causal_mean_smoothing(np.asarray(self._history), len(self._history))[-1]
 
     async def _within_rate(self) -> bool:
-        limiter = self.rt.limiter
-        if await limiter.allow(f"session:{self.id}") and await limiter.allow(f"address:{self.address}"):
+        limiter, by_key = self.rt.limiter, self.rt.edge.key_limiter
+        if (
+            await limiter.allow(f"session:{self.connection}") and await limiter.allow(f"address:{self.address}")
+            and (self.api_key is None or await by_key.allow(f"key:{self.api_key}"))
+        ):
             return True
         self.rt.metrics.rate_limited.labels("ws").inc()
         return False
@@ -265,11 +281,61 @@ class StreamSession:
         self.rt.sessions.discard(self)
         self.rt.metrics.sessions.dec()
         self.rt.metrics.session_closes.labels(str(self.close_code)).inc()
-        await self.rt.limiter.forget(f"session:{self.id}")
+        await self.rt.limiter.forget(f"session:{self.connection}")
+        if self._windower is not None:  # a client's normal close ends the session; anything else may resume
+            await self._save_state(drop=self.close_code == 1000)
         self._record(closed=True)
         log_event("session_closed", session_id=self.id, close_code=self.close_code, frames=self.frames,
                   predictions=self.predictions, errors=self.errors,
                   duration_s=round((datetime.now(timezone.utc) - self.opened_at).total_seconds(), 3))
+
+    def _snapshot(self) -> SessionSnapshot:
+        assert self._windower is not None
+        windower = self._windower
+        return SessionSnapshot(
+            session_id=self.id, device_id=self.device_id, rate_hz=windower.rate_hz, channels=list(windower.channels),
+            opened_at=self.opened_at.isoformat(), frames=self.frames, predictions=self.predictions, errors=self.errors,
+            spec=windower.spec.to_dict(), windower=windower.state(),
+            history=np.asarray(self._history) if self._history else None, history_classes=list(self._history_classes),
+        )
+
+    async def _resume(self, hello: Hello) -> bool:
+        """Continue the session the hello names: its id, counters, timeline, buffer tail and smoothing."""
+        assert hello.session_id is not None
+        data = await self.rt.edge.session_store.claim(hello.session_id, self.connection, self.api_key)
+        saved = SessionSnapshot.from_bytes(data) if data is not None else None
+        if saved is None or not _layout_matches(saved, hello):
+            reason = "unknown, expired or another key's" if saved is None else "the hello's layout differs"
+            log_event("session_not_resumed", session_id=hello.session_id, reason=reason)
+            return False
+        windower = StreamWindower(WindowSpec.from_dict(saved.spec), saved.channels, saved.rate_hz,
+                                  self.rt.settings.max_gap_s)
+        windower.restore(saved.windower)  # a reload since then to another windowing: _windower_for rebuilds it
+        self.id, self.device_id, self._windower = saved.session_id, saved.device_id, windower
+        self._hello = Hello(saved.device_id, saved.rate_hz, tuple(saved.channels))
+        self.opened_at = datetime.fromisoformat(saved.opened_at)
+        self.frames += saved.frames
+        self.predictions, self.errors = saved.predictions, saved.errors
+        self._history_classes = tuple(saved.history_classes)
+        self._history.extend(saved.history if saved.history is not None else ())
+        log_event("session_resumed", session_id=self.id, next_t=round(windower.next_t, 6))
+        return True
+
+    async def _save_state(self, drop: bool = False) -> None:
+        state = None if drop else self._snapshot().to_bytes()
+        if not await self.rt.edge.session_store.save(self.id, self.connection, self.api_key, state) and not drop:
+            # Resumed on another connection: this one is stale and must not write over it.
+            log_event("session_taken_over", session_id=self.id)
+            await self.close(CLOSE_POLICY_VIOLATION, "session resumed on another connection")
+
+
+def _layout_matches(saved: SessionSnapshot, hello: Hello) -> bool:
+    """A resuming hello may leave its fields out; the ones it gives must be the saved ones."""
+    return (
+        (hello.rate_hz is None or hello.rate_hz == saved.rate_hz)
+        and (hello.channels is None or list(hello.channels) == saved.channels)
+        and (hello.device_id is None or hello.device_id == saved.device_id)
+    )
 
 
 def _same_windowing(windower: StreamWindower, served: ServedModel) -> bool:

@@ -9,6 +9,7 @@ gap in a recording does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,17 @@ class SampleBuffer:
         self._offset += consumed
         return windows, starts
 
+    def state(self) -> dict[str, Any]:
+        """The samples since the next window's start (fewer than one window) and their index."""
+        return {"rows": self._data[: self._length].copy(), "offset": self._offset}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        rows = np.asarray(state["rows"], dtype=np.float32).reshape(-1, self._data.shape[1])
+        if len(rows) > len(self._data):
+            self._data = np.empty((len(rows), self._data.shape[1]), dtype=np.float32)
+        self._data[: len(rows)] = rows
+        self._length, self._offset = len(rows), int(state["offset"])
+
 
 class StreamResampler:
     """Linear interpolation of a stream at ``in_rate`` onto the grid k / ``out_rate``, chunk by chunk.
@@ -77,6 +89,14 @@ class StreamResampler:
         self._next_out = last + 1
         return out
 
+    def state(self) -> dict[str, Any]:
+        return {"previous": self._previous, "n_in": self._n_in, "next_out": self._next_out}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        previous = state["previous"]
+        self._previous = None if previous is None else np.asarray(previous, dtype=np.float32)
+        self._n_in, self._next_out = int(state["n_in"]), int(state["next_out"])
+
 
 class StreamWindower:
     """Frames in the client's channel order and rate -> the model's windows and start times."""
@@ -87,6 +107,7 @@ class StreamWindower:
             raise SpecError(f"the model needs channel(s) {', '.join(missing)} that the stream does not send.")
         self.spec, self.channels, self.rate_hz, self.max_gap_s = spec, tuple(channels), rate_hz, max_gap_s
         self._columns = [list(channels).index(c) for c in spec.channels]
+        self._replay_until: float | None = None  # after a resume: rows before this time are duplicates
         self._start_segment(0.0)
 
     def _start_segment(self, origin: float) -> None:
@@ -95,14 +116,45 @@ class StreamWindower:
         self._resampler = StreamResampler(self.rate_hz, self.spec.rate_hz)
         self._buffer = SampleBuffer(self.spec.window_samples, self.spec.hop_samples, len(self.spec.channels))
 
+    @property
+    def next_t(self) -> float:
+        """The time of the next sample this stream expects, on the session's timeline."""
+        return self.origin + self._n_in / self.rate_hz
+
+    def state(self) -> dict[str, Any]:
+        """What a resumed session needs to cut the same windows (at most one window of samples)."""
+        return {"origin": self.origin, "n_in": self._n_in, "resampler": self._resampler.state(),
+                "buffer": self._buffer.state()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue a saved stream. A client may send again what it was unsure had arrived:
+        until a frame reaches past ``next_t``, rows before it are dropped (by their ``t0``)."""
+        self.origin, self._n_in = float(state["origin"]), int(state["n_in"])
+        self._resampler.restore(state["resampler"])
+        self._buffer.restore(state["buffer"])
+        self._replay_until = self.next_t
+
     def push(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, np.ndarray]:
         """(windows (m, window, channels), start times in seconds) completed by this frame."""
-        if t0 is not None:
+        if self._replay_until is not None:
+            values, t0 = self._skip_replayed(values, t0)
+        if t0 is not None and len(values):
             self._place(t0)
         resampled = self._resampler.push(values[:, self._columns])
         self._n_in += len(values)
         windows, starts = self._buffer.extend(resampled)
         return windows, self.origin + starts / self.spec.rate_hz
+
+    def _skip_replayed(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, float | None]:
+        """Drop the rows of a replayed frame that the resumed session already has."""
+        if t0 is None:  # no times (binary frames): the client continues at next_t itself
+            self._replay_until = None
+            return values, t0
+        assert self._replay_until is not None
+        skip = max(0, round((self._replay_until - t0) * self.rate_hz))
+        if skip < len(values):
+            self._replay_until = None  # caught up: from here on, the usual timeline checks
+        return values[skip:], t0 + skip / self.rate_hz
 
     def _place(self, t0: float) -> None:
         """Anchor the segment at the first t0; a jump past ``max_gap_s`` starts a new one."""

@@ -1,0 +1,162 @@
+"""Stream-session state that outlives a connection, so a client that reconnects (to this
+instance or, through Redis, to another) resumes its session (docs/protocol.md, "Resuming").
+
+A ``SessionSnapshot`` is what a session needs to go on: its layout, counters, the
+windower's timeline and buffer tail (less than one window of samples) and the smoothing
+history. Stores keep one snapshot per session id with an owner (the connection that last
+wrote it): a resume claims the session, and from then on saves by the old connection
+(say, one the old instance has not noticed is dead yet) are refused, so they can never
+overwrite the newer state.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from serving.redis_state import RedisUnavailable, SharedRedis
+
+
+@dataclass
+class SessionSnapshot:
+    session_id: str
+    device_id: str | None
+    rate_hz: float  # the frame layout in force
+    channels: list[str]
+    opened_at: str  # ISO 8601
+    frames: int
+    predictions: int
+    errors: int
+    spec: dict[str, Any]  # the WindowSpec the windower cuts with
+    windower: dict[str, Any]  # StreamWindower.state()
+    history: np.ndarray | None = None  # the last k probability rows, (k, classes)
+    history_classes: list[str] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), default=_encode_array, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "SessionSnapshot":
+        return cls(**json.loads(data, object_hook=_decode_array))
+
+
+def _encode_array(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
+                "dtype": value.dtype.str, "shape": list(value.shape)}
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _decode_array(obj: dict[str, Any]) -> Any:
+    if "__ndarray__" not in obj:
+        return obj
+    raw = base64.b64decode(obj["__ndarray__"])
+    return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+
+
+class SessionStore(Protocol):
+    async def save(self, session_id: str, owner: str, auth: str | None, state: bytes | None) -> bool:
+        """Store (``state`` None: delete) the session's state; False when another connection owns it now."""
+        ...
+
+    async def claim(self, session_id: str, owner: str, auth: str | None) -> bytes | None:
+        """Become the session's owner and get its state; None when unknown, expired, or another key's."""
+        ...
+
+
+class LocalSessionStore:
+    """In-process (no Redis): a client that reconnects to the same instance resumes."""
+
+    PRUNE_EVERY = 1024  # saves between sweeps of expired sessions
+
+    def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self._clock = ttl_s, clock
+        self._entries: dict[str, tuple[str, str, bytes, float]] = {}  # id -> (owner, auth, state, expires)
+        self._saves = 0
+
+    def _live(self, session_id: str) -> tuple[str, str, bytes, float] | None:
+        entry = self._entries.get(session_id)
+        return entry if entry is not None and entry[3] > self._clock() else None
+
+    async def save(self, session_id: str, owner: str, auth: str | None, state: bytes | None) -> bool:
+        entry = self._live(session_id)
+        if entry is not None and entry[0] != owner:
+            return False
+        if state is None:
+            self._entries.pop(session_id, None)
+            return True
+        self._entries[session_id] = (owner, auth or "", state, self._clock() + self.ttl_s)
+        self._saves += 1
+        if self._saves % self.PRUNE_EVERY == 0:
+            now = self._clock()
+            self._entries = {key: value for key, value in self._entries.items() if value[3] > now}
+        return True
+
+    async def claim(self, session_id: str, owner: str, auth: str | None) -> bytes | None:
+        entry = self._live(session_id)
+        if entry is None or entry[1] != (auth or ""):
+            return None
+        self._entries[session_id] = (owner, entry[1], entry[2], self._clock() + self.ttl_s)
+        return entry[2]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# KEYS[1]: the session, a hash {owner, auth, state}. ARGV: owner, auth, state ('' deletes), ttl ms.
+SAVE_LUA = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'auth', ARGV[2], 'state', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+# KEYS[1]: the session. ARGV: new owner, auth, ttl ms. The state, or nil (unknown, or another key's).
+CLAIM_LUA = """
+if redis.call('HGET', KEYS[1], 'auth') ~= ARGV[2] then return false end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return redis.call('HGET', KEYS[1], 'state')
+"""
+
+
+class RedisSessionStore:
+    """Shared by every instance: a stream cut off from one instance resumes on another.
+
+    While Redis is unavailable a save is skipped (the session goes on; a resume may then
+    repeat the windows since the last saved state) and a claim finds nothing.
+    """
+
+    def __init__(self, shared: SharedRedis, ttl_s: float) -> None:
+        self.shared, self.ttl_ms = shared, max(1, int(ttl_s * 1000))
+        self._save, self._claim = shared.script(SAVE_LUA), shared.script(CLAIM_LUA)
+
+    async def save(self, session_id: str, owner: str, auth: str | None, state: bytes | None) -> bool:
+        args = [owner, auth or "", state or b"", self.ttl_ms]
+        key = self.shared.key("session", session_id)
+        try:
+            return bool(await self.shared.call("session_save", lambda r: self._save(keys=[key], args=args, client=r)))
+        except RedisUnavailable:
+            return True
+
+    async def claim(self, session_id: str, owner: str, auth: str | None) -> bytes | None:
+        args = [owner, auth or "", self.ttl_ms]
+        key = self.shared.key("session", session_id)
+        try:
+            return await self.shared.call("session_claim", lambda r: self._claim(keys=[key], args=args, client=r))
+        except RedisUnavailable:
+            return None
+
+
+def make_session_store(shared: SharedRedis | None, ttl_s: float) -> SessionStore:
+    return LocalSessionStore(ttl_s) if shared is None else RedisSessionStore(shared, ttl_s)
