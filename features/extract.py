@@ -14,6 +14,7 @@ correlations within each triad and the gravity direction (mean acceleration vect
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,13 +63,19 @@ def feature_names(channels: Sequence[str], rate_hz: float) -> list[str]:
 
     ``<signal>_<feature>`` per signal, then ``corr_<a>_<b>`` per triad, then gravity.
     """
+    return list(_names(tuple(channels), float(rate_hz)))
+
+
+@lru_cache(maxsize=64)
+def _names(channels: tuple[str, ...], rate_hz: float) -> tuple[str, ...]:
+    # Cached: the server featurizes one small batch at a time and would rebuild them each call.
     _check_channels(channels, rate_hz)
     names = [f"{signal}_{feature}" for signal in _signal_names(channels) for feature in _per_signal_names(rate_hz)]
     for _, triad in _triads(channels):
         names += [f"corr_{a}_{b}" for a, b in _pairs(triad)]
     if _has_acc(channels):
         names += list(GRAVITY_NAMES)
-    return names
+    return tuple(names)
 
 
 def extract_features(windows: np.ndarray, channels: Sequence[str], rate_hz: float) -> np.ndarray:
@@ -86,7 +93,7 @@ def extract_features(windows: np.ndarray, channels: Sequence[str], rate_hz: floa
     if windows.shape[1] < 2:
         raise ValueError(f"a window needs at least 2 samples, got {windows.shape[1]}")
 
-    n_features = len(feature_names(channels, rate_hz))
+    n_features = len(_names(tuple(channels), float(rate_hz)))
     out = np.empty((windows.shape[0], n_features))
     block = max(1, BLOCK_SAMPLES // (windows.shape[1] * len(_signal_names(channels))))
     for start in range(0, windows.shape[0], block):
