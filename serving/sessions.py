@@ -282,9 +282,11 @@ class StreamSession:
         self.rt.metrics.sessions.dec()
         self.rt.metrics.session_closes.labels(str(self.close_code)).inc()
         await self.rt.limiter.forget(f"session:{self.connection}")
-        if self._windower is not None:  # a client's normal close ends the session; anything else may resume
-            await self._save_state(drop=self.close_code == 1000)
-        self._record(closed=True)
+        try:
+            if self._windower is not None:  # a client's normal close ends the session; anything else may resume
+                await self._save_state(drop=self.close_code == 1000)
+        finally:
+            self._record(closed=True)  # the connections row is written whatever the state store did
         log_event("session_closed", session_id=self.id, close_code=self.close_code, frames=self.frames,
                   predictions=self.predictions, errors=self.errors,
                   duration_s=round((datetime.now(timezone.utc) - self.opened_at).total_seconds(), 3))
