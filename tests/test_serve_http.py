@@ -190,8 +190,9 @@ def test_flooding_http_gets_429_then_recovers(server: ServerProcess, client: htt
     while 429 not in statuses and len(statuses) < 400:  # burst 200, 20/s
         statuses.append(client.get("/v1/models").status_code)
     assert 429 in statuses and statuses[0] == 200
-    refused = client.get("/v1/models")
-    assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+    # The bucket refills a token every 50 ms, so a lone retry may slip through: several in a row drain it.
+    refused = [r for r in (client.get("/v1/models") for _ in range(5)) if r.status_code == 429]
+    assert refused and refused[0].headers["retry-after"] == "1"
     assert client.get("/healthz").status_code == 200  # probes are never limited
     assert server.metric("rate_limited_requests_total", scope="http") >= 1
     time.sleep(0.1)  # two tokens back
