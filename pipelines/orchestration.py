@@ -33,13 +33,29 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stop_api() -> None:
-    if _api_process is not None and _api_process.poll() is None:
-        _api_process.terminate()
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
         try:
-            _api_process.wait(timeout=5)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            _api_process.kill()
+            process.kill()
+
+
+def launch_prefect_api(extra_env: dict[str, str], new_session: bool = False) -> subprocess.Popen[bytes]:
+    """Start Prefect's API (its own ``create_app`` under uvicorn) on a free loopback port,
+    point ``PREFECT_API_URL`` at it, and stop it when this process exits. Does not wait."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_FINAL": "1", **extra_env},
+        stdin=subprocess.DEVNULL,
+        start_new_session=new_session,
+    )
+    atexit.register(stop_process, process)
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    return process
 
 
 def start_prefect_api() -> None:
@@ -51,28 +67,21 @@ def start_prefect_api() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     if _api_process is not None or os.environ.get("PREFECT_API_URL"):
         return
-    port = _free_port()
-    _api_process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
-        stdin=subprocess.DEVNULL,
-    )
-    atexit.register(_stop_api)
-    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    _api_process = launch_prefect_api({"PREFECT__SERVER_EPHEMERAL": "1"})
 
 
-def _wait_for_api(timeout_s: float = 120.0) -> None:
-    if _api_process is None:
+def wait_for_api(process: subprocess.Popen[bytes] | None, timeout_s: float = 120.0) -> None:
+    """Block until the API ``process`` serves ``PREFECT_API_URL`` (no-op for an external server)."""
+    if process is None:
         return
     import httpx
 
     url = os.environ["PREFECT_API_URL"] + "/health"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _api_process.poll() is not None:
+        if process.poll() is not None:
             raise PostureError(
-                f"The temporary Prefect API exited with code {_api_process.returncode}.",
+                f"The local Prefect API exited with code {process.returncode}.",
                 "set PREFECT_API_URL to a running `prefect server start`, or check PREFECT_HOME is writable.",
             )
         try:
@@ -81,13 +90,13 @@ def _wait_for_api(timeout_s: float = 120.0) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    raise PostureError(f"The temporary Prefect API did not start in {timeout_s:.0f} s.", "set PREFECT_API_URL.")
+    raise PostureError(f"The local Prefect API did not start in {timeout_s:.0f} s.", "set PREFECT_API_URL.")
 
 
 def run_flow(flow: Callable[..., T], **parameters: Any) -> T:
     """Call a flow with heartbeats off: they cost ~1 s per sync run for nothing in a CLI."""
     start_prefect_api()
-    _wait_for_api()
+    wait_for_api(_api_process)
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):

@@ -11,18 +11,15 @@ so late runs do not pile up), and let Prefect's runner execute the runs until Ct
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from features.errors import PostureError
+from pipelines.orchestration import launch_prefect_api, wait_for_api
 from pipelines.settings import quiet_offline_environment
 
 DEPLOYMENT = "retrain"
@@ -57,12 +54,6 @@ def next_runs(schedule: Any, count: int = 3) -> list[datetime]:
     return list(asyncio.run(server.get_dates(n=count)))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 _server: subprocess.Popen[bytes] | None = None
 
 
@@ -78,47 +69,16 @@ def start_scheduler_api() -> str:
         return os.environ["PREFECT_API_URL"]
     home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    _server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_FINAL": "1",
-             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / SCHEDULE_DB}"},
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C reaches only us; the server must outlive the runner's shutdown
+    # start_new_session: Ctrl-C reaches only us; the server must outlive the runner's shutdown.
+    _server = launch_prefect_api(
+        {"PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / SCHEDULE_DB}"}, new_session=True
     )
-    atexit.register(_stop, _server)
-    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     return os.environ["PREFECT_API_URL"]
 
 
 def wait_for_scheduler_api(timeout_s: float = 120.0) -> None:
     """Block until the server ``start_scheduler_api`` started answers (no-op for an external one)."""
-    import httpx
-
-    if _server is None:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _server.poll() is not None:
-            raise PostureError(f"The local Prefect server exited with code {_server.returncode}.",
-                               "check that PREFECT_HOME is writable, or set PREFECT_API_URL to a Prefect server.")
-        try:
-            if httpx.get(os.environ["PREFECT_API_URL"] + "/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise PostureError(f"The local Prefect server did not start in {timeout_s:.0f} s.", "set PREFECT_API_URL.")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    wait_for_api(_server, timeout_s)
 
 
 def retrain_deployment(schedule: Any, parameters: dict[str, Any]) -> Any:
