@@ -7,6 +7,8 @@ out.csv`, and the share spent in import, read, features and model (timed in-proc
 the same path). Compares in the same run with a plain script doing the same job with
 pandas + the sklearn model loaded by `mlflow.pyfunc` (window by window, as such scripts do).
 Target: posture under 3 s on this machine. A throwaway home holds the sample model.
+The first posture run after a registry write is reported apart: it imports MLflow to
+resolve the alias, which later runs skip (pipelines/model_cache.py).
 """
 
 from __future__ import annotations
@@ -52,13 +54,13 @@ def make_hour(path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.5f")
 
 
-def timed(command: list[str], env: dict[str, str], runs: int) -> float:
+def timed(command: list[str], env: dict[str, str], runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run(command, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
 def phase_shares(source: Path, env: dict[str, str]) -> str:
@@ -109,12 +111,18 @@ def main() -> None:
         subprocess.run([*posture, "train"], env=env, check=True, capture_output=True)
         source = home / "hour.csv"
         make_hour(source)
-        ours = timed([*posture, "predict", str(source), "--out", str(home / "out.csv")], env, args.runs)
+        # The first run after a registry write resolves the alias through MLflow; later
+        # runs reuse that look-up (pipelines/model_cache.py) until the registry changes.
+        ours_first, *ours_later = timed([*posture, "predict", str(source), "--out", str(home / "out.csv")], env, args.runs + 1)
+        ours = statistics.median(ours_later)
         shares = phase_shares(source, env)
         tracking = f"sqlite:///{home}/mlflow/mlflow.db"
-        peer = timed([sys.executable, "-c", PEER_SCRIPT, str(source), str(home / "peer.csv"), "models:/posture@champion", tracking], env, args.runs)
+        peer = statistics.median(
+            timed([sys.executable, "-c", PEER_SCRIPT, str(source), str(home / "peer.csv"), "models:/posture@champion", tracking], env, args.runs)
+        )
     print(f"\none hour, 180,000 samples x 6 channels, 3,599 windows; median of {args.runs} runs")
     print(f"posture predict (process start to file written): {ours:.2f} s   target < 3 s")
+    print(f"  first run after a registry change (alias looked up through MLflow): {ours_first:.2f} s")
     print(f"  phases: {shares}")
     print(f"plain pandas + mlflow.pyfunc script:              {peer:.2f} s")
     print(f"ratio (peer / posture): {peer / ours:.1f}x")

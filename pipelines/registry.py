@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.errors import PostureError
 from features.spec import WindowSpec
+from pipelines.model_cache import Resolution, ResolutionCache
 from pipelines.settings import Settings, quiet_offline_environment
 
 if TYPE_CHECKING:
@@ -132,7 +133,17 @@ def describe_uri(client: "MlflowClient", uri: str) -> tuple[str | None, str | No
 
 
 def load_model(uri: str, settings: Settings) -> LoadedModel:
-    """Load a posture model (forest + spec) from any MLflow model URI or local folder."""
+    """Load a posture model (forest + spec) from any MLflow model URI or local folder.
+
+    A ``models:/`` URI on a SQLite store that has not changed since the last look-up is
+    served from ``pipelines.model_cache`` without importing MLflow.
+    """
+    assert settings.mlflow_tracking_uri is not None
+    cache = ResolutionCache(settings.mlflow_tracking_uri)
+    known = cache.lookup(uri)
+    if known is not None:
+        return model_from_folder(Path(known.local_dir), uri, known.name, known.version, known.alias)
+    stamp = cache.stamp() if cache.enabled else []  # taken first: a write during the look-up voids it
     client = connect(settings)
     name, version, alias = describe_uri(client, uri)
     import mlflow.artifacts
@@ -141,11 +152,25 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
     # Pin the version we resolved, so an alias moving mid-load cannot mix two versions.
     pinned = f"models:/{name}/{version}" if version else uri
     try:
-        local = Path(mlflow.artifacts.download_artifacts(pinned))
+        if cache.enabled and name and version:
+            source = client.get_model_version(name, version).source
+            local = cache.model_copy(
+                name, version, source, lambda folder: Path(mlflow.artifacts.download_artifacts(pinned, dst_path=str(folder)))
+            )
+        else:
+            local = Path(mlflow.artifacts.download_artifacts(pinned))
     except (MlflowException, OSError) as err:
         raise ModelNotFoundError(
             f"Could not load the model at {uri}: {err}", "check the URI with `posture models list`."
         ) from err
+    model = model_from_folder(local, uri, name, version, alias)
+    if cache.enabled and name and version:
+        cache.record(uri, Resolution(name, version, alias, str(local), stamp))
+    return model
+
+
+def model_from_folder(local: Path, uri: str, name: str | None, version: str | None, alias: str | None) -> LoadedModel:
+    """A ``LoadedModel`` over a downloaded MLflow model folder; checks it is a posture model."""
     spec_path = local / "extra_files" / SPEC_FILE
     if not spec_path.is_file():
         raise ModelNotFoundError(
