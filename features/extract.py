@@ -14,12 +14,13 @@ correlations within each triad and the gravity direction (mean acceleration vect
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS
-from features.spectral import spectral_feature_names, spectral_features
+from features.spectral import SpectralLayout, spectral_feature_names, spectral_features, spectral_layout
 
 FEATURE_SET_VERSION = "imu-stats-1"
 
@@ -93,29 +94,77 @@ def extract_features(windows: np.ndarray, channels: Sequence[str], rate_hz: floa
     if windows.shape[1] < 2:
         raise ValueError(f"a window needs at least 2 samples, got {windows.shape[1]}")
 
-    n_features = len(_names(tuple(channels), float(rate_hz)))
-    out = np.empty((windows.shape[0], n_features))
-    block = max(1, BLOCK_SAMPLES // (windows.shape[1] * len(_signal_names(channels))))
+    layout = _layout(tuple(channels), windows.shape[1], float(rate_hz))
+    out = np.empty((windows.shape[0], layout.n_features))
+    block = max(1, BLOCK_SAMPLES // (windows.shape[1] * layout.n_signals))
     for start in range(0, windows.shape[0], block):
-        out[start : start + block] = _extract_block(windows[start : start + block], channels, rate_hz)
+        out[start : start + block] = _extract_block(windows[start : start + block], layout)
     return out
 
 
-def _extract_block(windows: np.ndarray, channels: Sequence[str], rate_hz: float) -> np.ndarray:
+@dataclass(frozen=True)
+class _Layout:
+    """Everything about a (channels, window length, rate) that does not depend on the data.
+
+    Built once and cached: the server featurizes one small batch at a time, where
+    rebuilding index lists and frequency tables would cost more than the arithmetic.
+    """
+
+    channels: tuple[str, ...]
+    rate_hz: float
+    n_features: int
+    n_signals: int
+    triad_columns: np.ndarray  # (n_triads, 3) channel indices of each complete triad
+    pair_left: np.ndarray  # signal indices of each correlated pair, all triads together
+    pair_right: np.ndarray
+    acc_columns: np.ndarray | None  # ax, ay, az indices when the accelerometer is complete
+    percentile_low: np.ndarray  # sorted-sample indices and weights of p10, p25, p50, p75, p90
+    percentile_high: np.ndarray
+    percentile_weight: np.ndarray
+    spectrum: SpectralLayout
+
+
+@lru_cache(maxsize=64)
+def _layout(channels: tuple[str, ...], n_samples: int, rate_hz: float) -> _Layout:
+    index = {name: i for i, name in enumerate(channels)}
+    triads = _triads(channels)
+    triad_columns = np.array([[index[c] for c in triad] for _, triad in triads], dtype=np.intp).reshape(-1, 3)
+    pairs = [(index[a], index[b]) for _, triad in triads for a, b in _pairs(triad)]
+    positions = np.array([10, 25, 50, 75, 90]) / 100.0 * (n_samples - 1)
+    low = np.floor(positions).astype(np.intp)
+    return _Layout(
+        channels=channels,
+        rate_hz=rate_hz,
+        n_features=len(_names(channels, rate_hz)),
+        n_signals=len(channels) + len(triads),
+        triad_columns=triad_columns,
+        pair_left=np.array([i for i, _ in pairs], dtype=np.intp),
+        pair_right=np.array([j for _, j in pairs], dtype=np.intp),
+        acc_columns=np.array([index[c] for c in ACC_CHANNELS], dtype=np.intp) if _has_acc(channels) else None,
+        percentile_low=low,
+        percentile_high=np.minimum(low + 1, n_samples - 1),
+        percentile_weight=positions - low,
+        spectrum=spectral_layout(n_samples, rate_hz),
+    )
+
+
+def _extract_block(windows: np.ndarray, layout: _Layout) -> np.ndarray:
     """``extract_features`` for one block of windows, all of them at once."""
-    x = _signals(windows, channels)  # (n, n_signals, n_samples) float64, contiguous
-    mean = x.mean(axis=-1)
+    x = _signals(windows, layout)  # (n, n_signals, n_samples) float64, contiguous
+    n_samples = x.shape[-1]
+    mean = x.sum(axis=-1) / n_samples
     d = x - mean[..., None]
-    var = np.einsum("...i,...i->...", d, d) / x.shape[-1]
+    d2 = d * d
+    var = d2.sum(axis=-1) / n_samples
     flat = var <= (FLAT_TOLERANCE * (1.0 + np.abs(mean))) ** 2
     std = np.where(flat, 0.0, np.sqrt(var))
 
-    columns = _time_stats(x, mean, var, std)
-    columns += _shape_stats(d, var, flat)
-    columns += _jerk_stats(x, rate_hz)
-    columns += spectral_features(d, flat, rate_hz)
+    columns = _time_stats(x, mean, var, std, layout)
+    columns += _shape_stats(d, d2, var, flat)
+    columns += _jerk_stats(x, layout.rate_hz)
+    columns += spectral_features(d, flat, layout.spectrum)
     per_signal = np.stack(columns, axis=-1).reshape(len(x), -1)
-    return np.concatenate([per_signal, *_cross_features(d, std, mean, channels)], axis=1)
+    return np.concatenate([per_signal, *_cross_features(d, std, mean, layout)], axis=1)
 
 
 def _check_channels(channels: Sequence[str], rate_hz: float) -> None:
@@ -125,72 +174,57 @@ def _check_channels(channels: Sequence[str], rate_hz: float) -> None:
         raise ValueError(f"rate_hz must be positive, got {rate_hz}")
 
 
-def _signals(windows: np.ndarray, channels: Sequence[str]) -> np.ndarray:
+def _signals(windows: np.ndarray, layout: _Layout) -> np.ndarray:
     """The channels plus triad magnitudes as one (n, n_signals, n_samples) float64 array."""
     n, samples, n_channels = windows.shape
-    triads = _triads(channels)
-    x = np.empty((n, n_channels + len(triads), samples))
+    x = np.empty((n, layout.n_signals, samples))
     x[:, :n_channels] = windows.transpose(0, 2, 1)
-    for k, (_, triad) in enumerate(triads):
-        a, b, c = (x[:, list(channels).index(ch)] for ch in triad)
-        x[:, n_channels + k] = np.sqrt(a * a + b * b + c * c)
+    if len(layout.triad_columns):
+        triads = x[:, layout.triad_columns]  # (n, n_triads, 3, samples)
+        x[:, n_channels:] = np.sqrt(np.einsum("ntks,ntks->nts", triads, triads))
     return x
 
 
-def _percentiles(ordered: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
-    """Linear-interpolated percentiles (numpy's default method) of sorted rows."""
-    last = ordered.shape[-1] - 1
-    out = []
-    for q in qs:
-        position = q / 100.0 * last
-        low = int(np.floor(position))
-        high = min(low + 1, last)
-        out.append(ordered[..., low] + (position - low) * (ordered[..., high] - ordered[..., low]))
-    return out
-
-
-def _time_stats(x: np.ndarray, mean: np.ndarray, var: np.ndarray, std: np.ndarray) -> list[np.ndarray]:
-    """mean, std, min, max, rms, p10, p50, p90, iqr."""
+def _time_stats(x: np.ndarray, mean: np.ndarray, var: np.ndarray, std: np.ndarray, layout: _Layout) -> list[np.ndarray]:
+    """mean, std, min, max, rms, p10, p50, p90, iqr (percentiles interpolated as numpy's default)."""
     ordered = np.sort(x, axis=-1)
-    p10, p25, p50, p75, p90 = _percentiles(ordered, (10, 25, 50, 75, 90))
+    low = ordered[..., layout.percentile_low]
+    p10, p25, p50, p75, p90 = np.moveaxis(low + layout.percentile_weight * (ordered[..., layout.percentile_high] - low), -1, 0)
     rms = np.sqrt(mean * mean + var)
     return [mean, std, ordered[..., 0], ordered[..., -1], rms, p10, p50, p90, p75 - p25]
 
 
-def _shape_stats(d: np.ndarray, var: np.ndarray, flat: np.ndarray) -> list[np.ndarray]:
+def _shape_stats(d: np.ndarray, d2: np.ndarray, var: np.ndarray, flat: np.ndarray) -> list[np.ndarray]:
     """Skewness, excess kurtosis (both biased, as scipy.stats defaults) and mean-crossing rate."""
-    d2 = d * d
     m3 = np.einsum("...i,...i->...", d2, d) / d.shape[-1]
     m4 = np.einsum("...i,...i->...", d2, d2) / d.shape[-1]
     safe_var = np.where(flat, 1.0, var)
-    skew = np.where(flat, 0.0, m3 / safe_var**1.5)
-    kurtosis = np.where(flat, 0.0, m4 / safe_var**2 - 3.0)
+    skew = np.where(flat, 0.0, m3 / (safe_var * np.sqrt(safe_var)))
+    kurtosis = np.where(flat, 0.0, m4 / (safe_var * safe_var) - 3.0)
     above = d > 0
-    crossings = np.count_nonzero(above[..., 1:] != above[..., :-1], axis=-1)
+    crossings = (above[..., 1:] != above[..., :-1]).sum(axis=-1)
     mcr = np.where(flat, 0.0, crossings / (d.shape[-1] - 1))
     return [skew, kurtosis, mcr]
 
 
 def _jerk_stats(x: np.ndarray, rate_hz: float) -> list[np.ndarray]:
     """Mean absolute and standard deviation of the first difference, in units per second."""
-    jerk = np.diff(x, axis=-1) * rate_hz
-    return [np.abs(jerk).mean(axis=-1), jerk.std(axis=-1)]
+    jerk = (x[..., 1:] - x[..., :-1]) * rate_hz
+    count = jerk.shape[-1]
+    jerk_mean = jerk.sum(axis=-1) / count
+    centred = jerk - jerk_mean[..., None]
+    return [np.abs(jerk).sum(axis=-1) / count, np.sqrt(np.einsum("...i,...i->...", centred, centred) / count)]
 
 
-def _cross_features(d: np.ndarray, std: np.ndarray, mean: np.ndarray, channels: Sequence[str]) -> list[np.ndarray]:
+def _cross_features(d: np.ndarray, std: np.ndarray, mean: np.ndarray, layout: _Layout) -> list[np.ndarray]:
     """Pearson correlations within each triad, then the gravity direction when acc is present."""
-    index = {name: i for i, name in enumerate(channels)}
     blocks = []
-    for _, triad in _triads(channels):
-        cols = []
-        for a, b in _pairs(triad):
-            i, j = index[a], index[b]
-            scale = std[:, i] * std[:, j]
-            covariance = np.einsum("ij,ij->i", d[:, i], d[:, j]) / d.shape[-1]
-            cols.append(np.where(scale > 0, covariance / np.where(scale > 0, scale, 1.0), 0.0))
-        blocks.append(np.stack(cols, axis=1))
-    if _has_acc(channels):
-        blocks.append(_gravity(mean[:, [index[c] for c in ACC_CHANNELS]]))
+    if len(layout.pair_left):
+        scale = std[:, layout.pair_left] * std[:, layout.pair_right]
+        covariance = np.einsum("nps,nps->np", d[:, layout.pair_left], d[:, layout.pair_right]) / d.shape[-1]
+        blocks.append(np.where(scale > 0, covariance / np.where(scale > 0, scale, 1.0), 0.0))
+    if layout.acc_columns is not None:
+        blocks.append(_gravity(mean[:, layout.acc_columns]))
     return blocks
 
 
@@ -200,10 +234,12 @@ def _gravity(acc_mean: np.ndarray) -> np.ndarray:
     pitch = atan2(-gx, hypot(gy, gz)), roll = atan2(gy, gz), tilt = angle between gravity
     and the device z axis. A zero mean vector gives all zeros.
     """
-    norm = np.linalg.norm(acc_mean, axis=1, keepdims=True)
-    unit = np.where(norm > 0, acc_mean / np.where(norm > 0, norm, 1.0), 0.0)
+    norm = np.sqrt(np.einsum("ij,ij->i", acc_mean, acc_mean))
+    out = np.empty((len(acc_mean), len(GRAVITY_NAMES)))
+    unit = out[:, :3]
+    np.divide(acc_mean, np.where(norm > 0, norm, 1.0)[:, None], out=unit)  # a zero vector stays zero
     ux, uy, uz = unit.T
-    pitch = np.arctan2(-ux, np.hypot(uy, uz))
-    roll = np.arctan2(uy, uz)
-    tilt = np.where(norm[:, 0] > 0, np.arccos(np.clip(uz, -1.0, 1.0)), 0.0)
-    return np.column_stack([unit, pitch, roll, tilt])
+    out[:, 3] = np.arctan2(-ux, np.hypot(uy, uz))
+    out[:, 4] = np.arctan2(uy, uz)
+    out[:, 5] = np.where(norm > 0, np.arccos(np.minimum(np.maximum(uz, -1.0), 1.0)), 0.0)
+    return out

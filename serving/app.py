@@ -16,7 +16,8 @@ from pipelines.settings import Settings
 from serving.auth_middleware import AuthMiddleware
 from serving.http_middleware import RateLimitMiddleware, RequestMetricsMiddleware
 from serving.push_sensorlogger import router as sensorlogger_router
-from serving.routes_http import router
+from serving.fast_lane import FastLaneMiddleware
+from serving.routes_http import add_body_schemas, predict, router
 from serving.runtime import start_runtime
 from serving.sessions import stream_endpoint
 from serving.shutdown import install_drain_on_signals
@@ -58,6 +59,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
                                      allow_headers=["*"]))
     middleware.append(Middleware(RateLimitMiddleware))
     middleware.append(Middleware(AuthMiddleware))  # inside the per-address limit: bad-key floods are limited too
+    middleware.append(Middleware(FastLaneMiddleware, lanes=_fast_lanes()))
     app = FastAPI(title="posture", version=_package_version(), description=DESCRIPTION, lifespan=lifespan,
                   middleware=middleware)
     app.include_router(router)
@@ -67,7 +69,26 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
 
     app.mount("/", StaticFiles(directory=os.path.join(os.path.dirname(__file__), "static"), html=True), name="static")
+    _document_raw_bodies(app)
     return app
+
+
+def _fast_lanes() -> dict:
+    """The hot routes that skip FastAPI's routing (serving/fast_lane.py), with their route objects."""
+    (route,) = [r for r in router.routes if getattr(r, "endpoint", None) is predict]
+    return {("POST", "/v1/predict"): (predict, route)}
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """OpenAPI: add the schemas of request bodies that routes parse themselves."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            add_body_schemas(generate())  # generate() caches its result in app.openapi_schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

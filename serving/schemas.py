@@ -103,3 +103,13 @@ class ReadyResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='Where: ["body", field, index...].')
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[ValidationErrorItem]

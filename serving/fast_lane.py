@@ -1,0 +1,43 @@
+"""ASGI: ``POST /v1/predict`` straight to its handler, past FastAPI's per-request machinery.
+
+FastAPI's routing (every route and mount is matched in turn), dependency solving and
+exception middleware cost ~0.3 ms of a one-window prediction that otherwise takes ~1 ms.
+This middleware sits innermost, after metrics, rate limits and API keys, so those
+still apply; it calls the route's own handler, which FastAPI keeps declared for the
+OpenAPI spec (and which every other path still reaches through the router).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class FastLaneMiddleware:
+    """Answers ``(method, path)`` pairs of ``lanes`` with their handlers; the rest goes on."""
+
+    def __init__(self, app: ASGIApp, lanes: dict[tuple[str, str], tuple[Handler, BaseRoute]]) -> None:
+        self.app = app
+        self.lanes = lanes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.lanes.get((scope.get("method", ""), scope["path"])) if scope["type"] == "http" else None
+        if lane is None:
+            await self.app(scope, receive, send)
+            return
+        handler, route = lane
+        scope["route"] = route  # what the router would set: metrics label requests by its path
+        try:
+            response = await handler(Request(scope, receive))
+        except RequestValidationError as err:  # FastAPI's own 422 format
+            response = JSONResponse({"detail": jsonable_encoder(err.errors())}, status_code=422)
+        await response(scope, receive, send)
