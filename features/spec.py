@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from features.contract import DEFAULT_HOP_S, DEFAULT_RATE_HZ, DEFAULT_WINDOW_S, ALL_CHANNELS
@@ -38,19 +39,19 @@ class WindowSpec:
                 "pass --hop between 1/rate and the window length.",
             )
 
-    @property
+    @cached_property
     def window_samples(self) -> int:
         return int(round(self.window_s * self.rate_hz))
 
-    @property
+    @cached_property
     def hop_samples(self) -> int:
         return int(round(self.hop_s * self.rate_hz))
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["channels"] = list(self.channels)
-        data["classes"] = list(self.classes)
-        return data
+        return {
+            "rate_hz": self.rate_hz, "window_s": self.window_s, "hop_s": self.hop_s, "channels": list(self.channels),
+            "feature_set_version": self.feature_set_version, "classes": list(self.classes),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "WindowSpec":

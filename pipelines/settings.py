@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     log_batch_size: int = 500
     log_flush_interval_s: float = 0.25
     batch_tick_ms: float = 4.0
-    max_batch_windows: int = 1024
+    max_batch_windows: int = Field(256, description="Windows per micro-batch at most (~15 ms of the event loop).")
     smooth_k: int = 5
     reload_interval_s: float = 10.0
     max_frame_bytes: int = 65536

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 PSEUDONYM_HEX_CHARS = 32  # 128 bits: collisions are not a concern at any realistic fleet size
 
 
+@lru_cache(maxsize=65536)  # a stream logs its device id once a second: hash it once
 def pseudonymize(value: str | None, key: str) -> str | None:
     """HMAC-SHA256 of ``value`` under ``key``, as 32 hex chars; ``None`` stays ``None``."""
     if value is None:

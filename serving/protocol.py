@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from features.contract import ALL_CHANNELS
 
@@ -58,7 +59,7 @@ class Samples:
 def parse_text(text: str, n_channels: int, max_samples: int) -> Hello | Samples:
     """A JSON text frame: a hello, or samples (``{"samples": [[...], ...], "t0": ...}``)."""
     try:
-        message = json.loads(text)
+        message = _loads(text)
     except ValueError as err:
         raise FrameError("bad_json", f"frame is not JSON: {err}") from None
     if not isinstance(message, dict):
@@ -70,6 +71,15 @@ def parse_text(text: str, n_channels: int, max_samples: int) -> Hello | Samples:
         raise FrameError("unknown_type", f"unknown message type {kind!r}; send 'hello' or 'samples'")
     values = _sample_rows(message.get("samples"), n_channels, max_samples)
     return Samples(values, _optional_time(message.get("t0")))
+
+
+def _loads(text: str) -> Any:
+    """orjson (~4x faster) for well-formed frames; the standard library for the rest, which
+    also reads NaN and Infinity, so such frames get ``non_finite`` rather than ``bad_json``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def parse_binary(data: bytes, n_channels: int, max_samples: int) -> Samples:
@@ -112,13 +122,12 @@ def _sample_rows(rows: Any, n_channels: int, max_samples: int) -> np.ndarray:
     if len(rows) > max_samples:
         raise FrameTooBig(f"{len(rows)} rows in one frame; the limit is {max_samples}")
     try:
-        values = np.array(rows, dtype=np.float64)
+        with np.errstate(over="ignore"):  # the model's precision; overflow shows up as inf below
+            values = np.array(rows, dtype=np.float32)
     except (ValueError, TypeError):
         raise FrameError("bad_frame", f"samples must be rows of {n_channels} numbers") from None
     if values.ndim != 2 or values.shape[1] != n_channels:
         raise FrameError("bad_frame", f"samples must be rows of {n_channels} numbers, got shape {list(values.shape)}")
-    with np.errstate(over="ignore"):
-        values = values.astype(np.float32)  # the model's precision; overflow shows up as inf below
     _check_finite(values)
     return values
 

@@ -23,9 +23,8 @@ from serving.sessions import SessionRegistry
 from serving.store import PredictionStore
 
 STATS_INTERVAL_S = 60.0  # how often running counts go to the store's model_metrics
-# The inference and store threads run Python between their numpy/driver calls; with the
-# default 5 ms GIL switch interval the event loop waits that long for them. 1 ms doubled
-# the batcher's throughput at 2,000 concurrent windows and cut request tail latency.
+# The store's writer thread runs Python between its driver calls; with the default 5 ms
+# GIL switch interval the event loop waits that long for it whenever numpy drops the GIL.
 GIL_SWITCH_INTERVAL_S = 0.001
 
 

@@ -15,10 +15,11 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 
 from serving.redis_state import RedisUnavailable, SharedRedis
 
@@ -39,14 +40,18 @@ class SessionSnapshot:
     history_classes: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), default=_encode_array, separators=(",", ":")).encode()
+        # A shallow dict: dataclasses.asdict would deep-copy the arrays first, at ~0.5 ms a window.
+        fields_ = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return orjson.dumps(fields_, default=_encode_array)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SessionSnapshot":
-        return cls(**json.loads(data, object_hook=_decode_array))
+        return cls(**json.loads(data, object_hook=_decode_array))  # orjson has no object hook
 
 
 def _encode_array(value: Any) -> Any:
+    if isinstance(value, np.generic):  # a numpy scalar (orjson takes only Python numbers)
+        return value.item()
     if isinstance(value, np.ndarray):
         return {"__ndarray__": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
                 "dtype": value.dtype.str, "shape": list(value.shape)}

@@ -12,7 +12,6 @@ so that a client that reconnects, here or to another instance, can resume it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from features.errors import SpecError
@@ -147,11 +147,11 @@ class StreamSession:
             raise _Close(CLOSE_TOO_BIG, str(err)) from None
         except FrameError as err:
             self.errors += 1
-            self.rt.metrics.frames.labels(kind, "error").inc()
+            self.rt.metrics.frame_counter(kind, "error").inc()
             log_event("frame_rejected", logging.WARNING, session_id=self.id, code=err.code, detail=err.detail)
             await self._send(error_message(err.code, err.detail))
             return
-        self.rt.metrics.frames.labels(kind, "ok").inc()
+        self.rt.metrics.frame_counter(kind, "ok").inc()
 
     async def _handle(self, text: str | None, data: bytes | None, received: float) -> None:
         limit = self.rt.settings.max_samples_per_frame
@@ -266,7 +266,7 @@ class StreamSession:
             if self._closing:
                 return
             try:
-                await self.ws.send_text(json.dumps(message))
+                await self.ws.send_text(orjson.dumps(message).decode())
             except (RuntimeError, WebSocketDisconnect, OSError):
                 self._closing = True  # the client is gone; the receive loop sees the disconnect
 
@@ -342,4 +342,6 @@ def _layout_matches(saved: SessionSnapshot, hello: Hello) -> bool:
 
 def _same_windowing(windower: StreamWindower, served: ServedModel) -> bool:
     a, b = windower.spec, served.spec
+    if a is b:  # every frame until a reload
+        return True
     return (a.rate_hz, a.window_samples, a.hop_samples, a.channels) == (b.rate_hz, b.window_samples, b.hop_samples, b.channels)
