@@ -20,6 +20,7 @@ from pipelines.registry import (
     alias_metric,
     connect,
     ensure_experiment,
+    remember_served_alias,
 )
 from pipelines.settings import Settings
 from pipelines.windowing import WindowedDataset
@@ -145,6 +146,7 @@ def log_training_run(
         ).version)
         alias, previous = promote(client, request.model_name, version, cv.macro_f1)
         mlflow.set_tags({"posture.version": version, "posture.alias": alias})
+    remember_served_alias(settings)  # after the run's last write, or the look-up is void
     return {
         "run_id": run.info.run_id,
         "model_name": request.model_name,

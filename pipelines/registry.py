@@ -169,6 +169,18 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
     return model
 
 
+def remember_served_alias(settings: Settings) -> None:
+    """Resolve the alias `posture predict` uses by default now, after a registry write.
+
+    Called where MLflow is loaded anyway (train, retrain, promote), so that the next
+    `posture predict` finds the look-up in ``pipelines.model_cache`` and skips MLflow.
+    """
+    try:
+        load_model(resolve_model_uri(None, settings), settings)
+    except ModelNotFoundError:
+        pass  # no such alias yet: predict will say so itself
+
+
 def model_from_folder(local: Path, uri: str, name: str | None, version: str | None, alias: str | None) -> LoadedModel:
     """A ``LoadedModel`` over a downloaded MLflow model folder; checks it is a posture model."""
     spec_path = local / "extra_files" / SPEC_FILE

@@ -206,7 +206,7 @@ def publish_task(
 ) -> dict[str, Any]:
     """Record the decision (MLflow, model_metrics), and only then move the alias."""
     from pipelines.metrics_table import record_model_metrics
-    from pipelines.registry import connect
+    from pipelines.registry import connect, remember_served_alias
     from pipelines.retrain_logging import log_retrain_run
 
     report("register", decision.outcome)
@@ -217,6 +217,7 @@ def publish_task(
         rows += record_model_metrics(settings.database_url, settings.model_name, champion.version,
                                      champion_cv.metrics("cv"), context["dataset"])
     connect(settings).set_registered_model_alias(settings.model_name, decision.alias, logged["version"])
+    remember_served_alias(settings)
     return {**logged, "model_metrics_rows": rows}
 
 

@@ -70,8 +70,9 @@ def promote_model(
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
 ) -> None:
     """Point an alias (default champion) at a version; servers following it reload."""
-    from pipelines.registry import connect, set_alias
+    from pipelines.registry import connect, remember_served_alias, set_alias
 
     settings = load_settings(mlflow_tracking_uri=tracking_uri)
     set_alias(connect(settings), settings.model_name, alias, version)
+    remember_served_alias(settings)
     console.print(f"{settings.model_name}@{alias} -> version {version}")

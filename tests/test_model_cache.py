@@ -13,7 +13,7 @@ import pytest
 from pipelines.model_cache import Resolution, ResolutionCache
 from pipelines.registry import connect
 from pipelines.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 LOAD_IN_A_FRESH_PROCESS = r"""
 import json, sys
@@ -81,3 +81,9 @@ def test_the_second_load_skips_mlflow_and_an_alias_move_is_seen(registry_copy: P
     assert moved["version"] == "2" and moved["mlflow_imported"]
     assert Path(moved["dir"]).name == "2" and (Path(moved["dir"]) / "extra_files" / "spec.json").is_file()
     assert load_in_fresh_process("models:/posture@champion", registry_copy) == moved | {"mlflow_imported": False}
+
+
+def test_promote_leaves_the_look_up_ready_for_the_next_predict(registry_copy: Path) -> None:
+    run_cli("models", "promote", "1", "--alias", "champion", home=registry_copy)
+    first = load_in_fresh_process("models:/posture@champion", registry_copy)
+    assert first["version"] == "1" and not first["mlflow_imported"]
