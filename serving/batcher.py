@@ -41,7 +41,7 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, metrics: ServerMetrics, tick_s: float = 0.004, max_windows: int = 1024) -> None:
+    def __init__(self, metrics: ServerMetrics, tick_s: float = 0.004, max_windows: int = 256) -> None:
         self.metrics = metrics
         self.tick_s = max(0.0, tick_s)
         self.max_windows = max(1, max_windows)
