@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.spec import WindowSpec
-from pipelines.registry import SELECTION_METRIC, connect, load_model
+from pipelines.registry import connect, load_model
 from pipelines.settings import Settings
 
 MANIFEST_ARTIFACT = "dataset/manifest.json"
@@ -24,7 +24,6 @@ class Champion:
     trees: int
     random_state: int
     recordings: frozenset[str] | None  # recordings it was trained on; None when unknown
-    registered_score: float | None  # the selection metric recorded when it was registered
 
     def recipe(self) -> dict[str, Any]:
         return {"version": self.version, "window_s": self.spec.window_s, "hop_s": self.spec.hop_s,
@@ -65,12 +64,10 @@ def find_champion(settings: Settings) -> Champion | None:
         return None
     model = load_model(f"models:/{settings.model_name}/{version.version}", settings)
     params = client.get_run(version.run_id).data.params if version.run_id else {}
-    score = version.tags.get(SELECTION_METRIC)
     return Champion(
         version=str(version.version),
         spec=model.spec,
         trees=int(params.get("trees", settings.trees)),
         random_state=int(params.get("random_state", settings.random_state)),
         recordings=_trained_on(version.run_id) if version.run_id else None,
-        registered_score=float(score) if score is not None else None,
     )

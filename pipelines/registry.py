@@ -114,6 +114,12 @@ def resolve_model_uri(reference: str | None, settings: Settings) -> str:
 
 def describe_uri(client: "MlflowClient", uri: str) -> tuple[str | None, str | None, str | None]:
     """(name, version, alias) that a ``models:/`` URI points at; raises when unknown."""
+    name, alias, found = _model_version(client, uri)
+    return name, str(found.version) if found is not None else None, alias
+
+
+def _model_version(client: "MlflowClient", uri: str) -> tuple[str | None, str | None, Any]:
+    """(name, alias, the MLflow ``ModelVersion``) of a ``models:/`` URI; Nones for other URIs."""
     match = re.fullmatch(r"models:/([^/@]+)(?:@([\w-]+)|/(\d+))", uri)
     if not match:
         return None, None, None
@@ -122,9 +128,8 @@ def describe_uri(client: "MlflowClient", uri: str) -> tuple[str | None, str | No
 
     try:
         if alias:
-            return name, str(client.get_model_version_by_alias(name, alias).version), alias
-        client.get_model_version(name, version)
-        return name, version, None
+            return name, alias, client.get_model_version_by_alias(name, alias)
+        return name, None, client.get_model_version(name, version)
     except MlflowException as err:
         raise ModelNotFoundError(
             f"No model at {uri} in {client.tracking_uri}.",
@@ -145,17 +150,18 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
         return model_from_folder(Path(known.local_dir), uri, known.name, known.version, known.alias)
     stamp = cache.stamp() if cache.enabled else []  # taken first: a write during the look-up voids it
     client = connect(settings)
-    name, version, alias = describe_uri(client, uri)
+    name, alias, found = _model_version(client, uri)
+    version = str(found.version) if found is not None else None
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
     # Pin the version we resolved, so an alias moving mid-load cannot mix two versions.
     pinned = f"models:/{name}/{version}" if version else uri
+    cacheable = cache.enabled and name is not None and version is not None
     try:
-        if cache.enabled and name and version:
-            source = client.get_model_version(name, version).source
+        if cacheable:
             local = cache.model_copy(
-                name, version, source, lambda folder: Path(mlflow.artifacts.download_artifacts(pinned, dst_path=str(folder)))
+                name, version, found.source, lambda folder: Path(mlflow.artifacts.download_artifacts(pinned, dst_path=str(folder)))
             )
         else:
             local = Path(mlflow.artifacts.download_artifacts(pinned))
@@ -164,7 +170,7 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
             f"Could not load the model at {uri}: {err}", "check the URI with `posture models list`."
         ) from err
     model = model_from_folder(local, uri, name, version, alias)
-    if cache.enabled and name and version:
+    if cacheable:
         cache.record(uri, Resolution(name, version, alias, str(local), stamp))
     return model
 

@@ -40,7 +40,7 @@ from pipelines.progress import report
 from pipelines.recording import Recording
 from pipelines.retrain_logging import Challenger
 from pipelines.settings import Settings
-from pipelines.train import choose_channels, make_forest
+from pipelines.train import choose_channels, fit_forest, make_forest
 
 log = logging.getLogger("posture.retrain")
 
@@ -194,9 +194,7 @@ def compare_task(
 @task(cache_policy=NO_CACHE)
 def fit_task(table: FeatureTable, trees: int, random_state: int) -> Any:
     report("fit", f"{trees} trees on {len(table.labels)} windows")
-    forest = make_forest(trees, random_state).fit(table.features, table.labels)
-    forest.set_params(n_jobs=1)  # per-request inference: parallel overhead dwarfs the work
-    return forest
+    return fit_forest(table.features, table.labels, trees, random_state)
 
 
 @task(cache_policy=NO_CACHE)

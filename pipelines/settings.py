@@ -94,6 +94,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'predictions.db'}"
         if self.spool_dir is None:
             self.spool_dir = self.data_dir / "spool"
+        if self.backup_dir is None:
+            self.backup_dir = self.data_dir / "backups"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
         return self

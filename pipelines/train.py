@@ -63,6 +63,13 @@ def make_forest(trees: int, random_state: int) -> Any:
     )
 
 
+def fit_forest(features: np.ndarray, labels: np.ndarray, trees: int, random_state: int) -> Any:
+    """The forest fitted on all windows, set up for serving."""
+    forest = make_forest(trees, random_state).fit(features, labels)
+    forest.set_params(n_jobs=1)  # per-request inference: parallel overhead dwarfs the work
+    return forest
+
+
 @task(cache_policy=NO_CACHE)
 def load_task(dataset_dir: str) -> tuple[Any, dict[str, Any]]:
     report("load", dataset_dir)
@@ -96,9 +103,7 @@ def cross_validate_task(
 @task(cache_policy=NO_CACHE)
 def fit_task(features: np.ndarray, labels: np.ndarray, request: TrainRequest) -> Any:
     report("fit", f"{request.trees} trees")
-    forest = make_forest(request.trees, request.random_state).fit(features, labels)
-    forest.set_params(n_jobs=1)  # per-request inference: parallel overhead dwarfs the work
-    return forest
+    return fit_forest(features, labels, request.trees, request.random_state)
 
 
 @task(cache_policy=NO_CACHE)

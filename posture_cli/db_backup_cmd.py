@@ -27,7 +27,7 @@ def backup(
     settings = load_settings(database_url=database_url)
     if encrypt and not settings.backup_key:
         raise PostureError("--encrypt needs a key in POSTURE_BACKUP_KEY.", NEW_KEY_HINT + ".")
-    out_dir = out or settings.backup_dir or settings.data_dir / "backups"
+    out_dir = out or settings.backup_dir
     result = backup_database(settings.database_url, out_dir, settings.backup_key if encrypt else None,
                              keep or settings.backup_keep)
     kind = "encrypted" if result.encrypted else "not encrypted"

@@ -67,7 +67,7 @@ def stats(
     from sqlalchemy.exc import SQLAlchemyError
 
     from serving.anonymize import pseudonymize
-    from serving.db import StoreUnavailableError, read_engine, redact
+    from serving.db import StoreUnavailableError, error_reason, read_engine, redact
     from serving.store_stats import store_stats
 
     start = parse_since(since) if since else None
@@ -79,8 +79,7 @@ def stats(
     try:
         summary = store_stats(engine, start, pseudonymize(device, settings.anon_key))
     except SQLAlchemyError as err:
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-        raise StoreUnavailableError(f"Reading {redact(read_url)} failed: {reason}.", "check it and try again.") from err
+        raise StoreUnavailableError(f"Reading {redact(read_url)} failed: {error_reason(err)}.", "check it and try again.") from err
     finally:
         engine.dispose()
     summary = {"database": redact(read_url), "since": start, "device": device, **summary}

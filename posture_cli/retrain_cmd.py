@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -55,7 +54,6 @@ def retrain(
     if channels not in ("auto", "all", "acc"):
         raise typer.BadParameter("--channels must be auto, all or acc")
     start_prefect_api()  # overlaps the API's start with the imports below
-    _quiet_mlflow()
     import mlflow  # noqa: F401  (imported now, while the API starts)
     import sklearn.ensemble  # noqa: F401
 
@@ -80,11 +78,6 @@ def _check_runner(runner: str, dask_address: str | None) -> None:
         raise typer.BadParameter("--runner must be local or dask")
     if dask_address and runner != "dask":
         raise typer.BadParameter("--dask-address needs --runner dask")
-
-
-def _quiet_mlflow() -> None:
-    """No download progress bars from MLflow in our output (and in served runs' logs)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _path(path: Path | None) -> str | None:
@@ -137,7 +130,6 @@ def schedule(
         raise typer.BadParameter("pass --cron or --interval, not both")
     _check_runner(runner, dask_address)
     api = start_scheduler_api()  # first: Prefect reads its API URL when imported; it starts meanwhile
-    _quiet_mlflow()
     plan = make_schedule(cron, interval, tz)
     parameters = {key: value for key, value in {
         "dataset": dataset, "incoming_dir": _path(incoming), "margin": margin, "runner": runner, "dask_address": dask_address,

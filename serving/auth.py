@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from features.errors import PostureError
 from serving.db import connect, make_engine
-from serving.schema import ApiKey
+from serving.schema import ApiKey, as_utc
 
 KEY_PREFIX = "pk_"
 MAX_CACHED_KEYS = 10_000
@@ -84,7 +84,7 @@ def create_key(url: str, name: str) -> str:
 def list_keys(url: str) -> list[KeyInfo]:
     with connect(url) as conn:
         rows = conn.execute(select(ApiKey.name, ApiKey.created_at, ApiKey.revoked_at).order_by(ApiKey.created_at))
-        return [KeyInfo(name, _utc(created), _utc(revoked) if revoked else None) for name, created, revoked in rows]
+        return [KeyInfo(name, as_utc(created), as_utc(revoked)) for name, created, revoked in rows]
 
 
 def revoke_key(url: str, name: str) -> datetime:
@@ -97,11 +97,6 @@ def revoke_key(url: str, name: str) -> datetime:
     if not done:
         raise ApiKeyError(f"There is no active key called {name!r}.", "see `posture keys list`.")
     return now
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back naive; they were stored in UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class KeyVerifier:
@@ -136,6 +131,9 @@ class KeyVerifier:
                 future.exception()  # retrieved: waiters re-raise it, nobody logs "never retrieved"
                 raise failure from err
             name = hit[0]  # the database is down: a stale answer beats refusing every device
+        except BaseException:  # cancelled, or an unexpected error: the waiters must not hang
+            future.cancel()
+            raise
         finally:
             self._inflight.pop(digest, None)
         self._remember(digest, name)

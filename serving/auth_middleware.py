@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.auth import KeyCheckUnavailable
+from serving.http_middleware import runtime_of_scope
 
 API_KEY_SCOPE = "posture.api_key"  # the scope entry that carries the caller's key name
 PROTECTED_PREFIX = "/v1/"
@@ -42,14 +43,14 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+        runtime = runtime_of_scope(scope)
         guarded = scope["type"] in ("http", "websocket") and scope["path"].startswith(PROTECTED_PREFIX)
         if not guarded or runtime is None or runtime.edge.keys is None:
             await self.app(scope, receive, send)
             return
         name, refusal = await self._check(runtime, scope)
         if refusal is not None:
-            await _refuse(scope, send, *refusal)
+            await _refuse(runtime, scope, send, *refusal)
             return
         await self.app({**scope, API_KEY_SCOPE: name}, receive, send)
 
@@ -70,8 +71,7 @@ class AuthMiddleware:
         return name, None
 
 
-async def _refuse(scope: Scope, send: Send, status: int, reason: str, detail: str) -> None:
-    runtime = scope["app"].state.runtime
+async def _refuse(runtime: Any, scope: Scope, send: Send, status: int, reason: str, detail: str) -> None:
     if reason:
         runtime.metrics.auth_refused.labels(scope["type"], reason).inc()
     body = json.dumps({"detail": detail}).encode()

@@ -83,6 +83,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def error_reason(err: BaseException) -> str:
+    """The first line of a database error, for a one-line message."""
+    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def read_engine(settings: Any) -> Engine:
     """Engine for read-only queries: the replica when ``database_read_url`` is set."""
     return make_engine(settings.database_read_url or settings.database_url)
@@ -96,9 +102,8 @@ def connect(url: str, *, begin: bool = False) -> Iterator[Connection]:
         with engine.begin() if begin else engine.connect() as conn:
             yield conn
     except SQLAlchemyError as err:
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         raise StoreUnavailableError(
-            f"Cannot use the prediction store at {redact(url)}: {reason}.",
+            f"Cannot use the prediction store at {redact(url)}: {error_reason(err)}.",
             "start the database, or point POSTURE_DATABASE_URL (--database-url) at a reachable one.",
         ) from err
     finally:
@@ -176,8 +181,8 @@ def ensure_schema(url: str, auto_migrate: bool) -> None:
     current, head = current_revision(url), head_revision()
     if current == head:
         return
-    _check_known(current, url)
     if not auto_migrate:
+        _check_known(current, url)
         raise SchemaError(
             f"The prediction store at {redact(url)} is at revision {current or 'none (empty)'}; "
             f"this posture needs {head}.",

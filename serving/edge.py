@@ -5,10 +5,10 @@ and the API-key check (docs/deployment.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.settings import Settings
 from serving.auth import KeyVerifier, auth_required
+from serving.db import redact
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.ratelimit import RateLimiter, make_limiter
@@ -44,7 +44,7 @@ async def build_edge(settings: Settings, metrics: ServerMetrics) -> Edge:
             pass  # logged by the breaker; every caller falls back until Redis answers
     assert settings.database_url is not None
     keys = KeyVerifier(settings.database_url, settings.api_key_cache_s) if auth_required(settings) else None
-    log_event("edge_ready", redis=redact_redis(settings.redis_url) if settings.redis_url else None,
+    log_event("edge_ready", redis=redact(settings.redis_url) if settings.redis_url else None,
               api_keys_required=keys is not None)
     return Edge(
         limiter=make_limiter(settings.rate_limit_per_s, settings.rate_limit_burst, redis, "client"),
@@ -53,13 +53,3 @@ async def build_edge(settings: Settings, metrics: ServerMetrics) -> Edge:
         keys=keys, redis=redis,
         alias_cache=AliasCache(redis, settings.model_cache_ttl_s) if redis is not None else None,
     )
-
-
-def redact_redis(url: str) -> str:
-    """The Redis URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-def _runtime(scope: Scope) -> Any:
+def runtime_of_scope(scope: Scope) -> Any:
     """The app's Runtime (None before the lifespan started it)."""
     return getattr(getattr(scope.get("app"), "state", None), "runtime", None)
 
@@ -43,7 +43,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            runtime = _runtime(scope)
+            runtime = runtime_of_scope(scope)
             if runtime is not None:
                 metrics = runtime.metrics
                 route = scope.get("route")
@@ -62,9 +62,9 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        runtime = _runtime(scope)
+        runtime = runtime_of_scope(scope)
         client = scope.get("client")
-        if runtime is None or await runtime.limiter.allow(f"address:{client[0] if client else None}"):
+        if runtime is None or await runtime.edge.limiter.allow(f"address:{client[0] if client else None}"):
             await self.app(scope, receive, send)
             return
         runtime.metrics.rate_limited.labels("http").inc()

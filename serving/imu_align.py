@@ -22,14 +22,12 @@ class SensorTrack:
     def __init__(self, axes: int = 3) -> None:
         self.t = np.empty(0)
         self.v = np.empty((0, axes))
-        self.late = 0  # readings at or before one already held: retries, clock steps
 
     def add(self, t: np.ndarray, v: np.ndarray) -> None:
         order = np.argsort(t, kind="stable")
         t, v = t[order], v[order]
         floor = self.t[-1] if len(self.t) else -np.inf
         keep = (t > floor) & np.concatenate(([True], np.diff(t) > 0))
-        self.late += int((~keep).sum())
         self.t = np.concatenate((self.t, t[keep]))
         self.v = np.vstack((self.v, v[keep]))
 
@@ -53,10 +51,6 @@ class ImuAligner:
         self.tracks = [SensorTrack() for _ in range(n_sensors)]
         self._origin: float | None = None  # time of grid sample 0 of the current segment
         self._next = 0  # the next grid sample to emit
-
-    @property
-    def late(self) -> int:
-        return sum(track.late for track in self.tracks)
 
     def push(self, batches: Sequence[Readings]) -> tuple[float, np.ndarray] | None:
         """Add one batch per sensor (either may be empty); the grid rows now complete, if any."""

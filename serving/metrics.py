@@ -57,7 +57,6 @@ class ServerMetrics:
         self.frames = Counter(
             "websocket_frames_received", "Stream frames by format and outcome.", ["format", "outcome"], registry=r
         )
-        self._frame_children: dict[tuple[str, str], Any] = {}
         self.session_closes = Counter(
             "websocket_sessions_closed", "Stream sessions closed, by close code.", ["code"], registry=r
         )
@@ -69,14 +68,6 @@ class ServerMetrics:
         self.redis_errors = Counter(
             "redis_errors", "Redis calls that failed (the in-process fallback answered).", ["operation"], registry=r
         )
-
-    def frame_counter(self, frame_format: str, outcome: str) -> Any:
-        """The ``frames`` child for these labels; cached, as ``labels()`` costs ~10 us a frame."""
-        key = (frame_format, outcome)
-        child = self._frame_children.get(key)
-        if child is None:
-            child = self._frame_children[key] = self.frames.labels(frame_format, outcome)
-        return child
 
     def watch_store(self, store: Any) -> None:
         """Export the prediction store's counters (read at each scrape)."""

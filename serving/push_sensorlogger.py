@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -205,7 +206,7 @@ def group_readings(payload: list[Reading]) -> dict[str, NsReadings]:
             xyz = [float(reading.values[axis]) for axis in ("x", "y", "z")]
         except (KeyError, TypeError, ValueError):
             raise HTTPException(422, f"payload[{index}] ({reading.name}): values must hold numbers x, y and z") from None
-        if not all(np.isfinite(xyz)):
+        if not all(map(math.isfinite, xyz)):
             raise HTTPException(422, f"payload[{index}] ({reading.name}): x, y and z must be finite")
         times, values = grouped.setdefault(name, ([], []))
         times.append(reading.time)

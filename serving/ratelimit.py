@@ -70,8 +70,6 @@ class TokenBucketLimiter:
         refill_s = self.burst / self.rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < refill_s}
 
-    def __len__(self) -> int:
-        return len(self._buckets)
 
 
 # KEYS: buckets, each a hash {tokens, at}. ARGV: rate per second, burst, then each key's cost.
@@ -130,17 +128,18 @@ class RedisTokenBucketLimiter:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((key, cost, future))
         if len(self._pending) == 1:  # the first of this turn: flush on the next one, with the rest
-            task = asyncio.create_task(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._schedule_flush()
         return await future
+
+    def _schedule_flush(self) -> None:
+        task = asyncio.create_task(self._flush())
+        self._tasks.add(task)  # held, so the task is not garbage-collected mid-flight
+        task.add_done_callback(self._tasks.discard)
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending[:MAX_KEYS_PER_CALL], self._pending[MAX_KEYS_PER_CALL:]
         if self._pending:  # more than one call's worth: the rest go in another call
-            task = asyncio.create_task(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._schedule_flush()
         keys = [self.shared.key("rl", self.name, key) for key, _, _ in batch]
         args = [self.local.rate, self.local.burst, *(cost for _, cost, _ in batch)]
         try:

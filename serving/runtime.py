@@ -18,7 +18,6 @@ from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder
 from serving.model_stats import ServedStats
 from serving.protocol import CLOSE_GOING_AWAY
-from serving.ratelimit import RateLimiter
 from serving.sessions import SessionRegistry
 from serving.store import PredictionStore
 
@@ -35,7 +34,6 @@ class Runtime:
     holder: ModelHolder
     batcher: MicroBatcher
     store: PredictionStore
-    limiter: RateLimiter
     stats: ServedStats
     edge: Edge  # Redis-shared (or in-process) limits and session state, API-key checks
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
@@ -80,7 +78,7 @@ async def start_runtime(settings: Settings, model_uri: str | None = None) -> Run
     batcher.start()
     runtime = Runtime(
         settings=settings, metrics=metrics, holder=holder, batcher=batcher, store=store,
-        limiter=edge.limiter, stats=ServedStats(), edge=edge,
+        stats=ServedStats(), edge=edge,
     )
     if holder.follows_alias and settings.reload_interval_s > 0:
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))

@@ -3,7 +3,7 @@ create them; these models are for queries and writes, never ``create_all``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, MetaData, String
@@ -15,6 +15,13 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint sequence.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Timestamp = DateTime(timezone=True)  # stored in UTC; SQLite hands them back naive
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Aware UTC; a naive datetime (as SQLite returns ``Timestamp`` columns) is taken to be UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -110,8 +110,6 @@ class LocalSessionStore:
         self._entries[session_id] = (owner, entry[1], entry[2], self._clock() + self.ttl_s)
         return entry[2]
 
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 # KEYS[1]: the session, a hash {owner, auth, state}. ARGV: owner, auth, state ('' deletes), ttl ms.

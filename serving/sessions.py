@@ -65,8 +65,6 @@ class SessionRegistry:
     async def close_all(self, code: int, reason: str) -> None:
         await asyncio.gather(*(s.close(code, reason) for s in list(self._sessions)), return_exceptions=True)
 
-    def __len__(self) -> int:
-        return len(self._sessions)
 
 
 async def stream_endpoint(websocket: WebSocket) -> None:
@@ -147,11 +145,11 @@ class StreamSession:
             raise _Close(CLOSE_TOO_BIG, str(err)) from None
         except FrameError as err:
             self.errors += 1
-            self.rt.metrics.frame_counter(kind, "error").inc()
+            self.rt.metrics.frames.labels(kind, "error").inc()
             log_event("frame_rejected", logging.WARNING, session_id=self.id, code=err.code, detail=err.detail)
             await self._send(error_message(err.code, err.detail))
             return
-        self.rt.metrics.frame_counter(kind, "ok").inc()
+        self.rt.metrics.frames.labels(kind, "ok").inc()
 
     async def _handle(self, text: str | None, data: bytes | None, received: float) -> None:
         limit = self.rt.settings.max_samples_per_frame
@@ -252,7 +250,7 @@ class StreamSession:
         return causal_mean_smoothing(np.asarray(self._history), len(self._history))[-1]
 
     async def _within_rate(self) -> bool:
-        limiter, by_key = self.rt.limiter, self.rt.edge.key_limiter
+        limiter, by_key = self.rt.edge.limiter, self.rt.edge.key_limiter
         if (
             await limiter.allow(f"session:{self.connection}") and await limiter.allow(f"address:{self.address}")
             and (self.api_key is None or await by_key.allow(f"key:{self.api_key}"))
@@ -281,7 +279,7 @@ class StreamSession:
         self.rt.sessions.discard(self)
         self.rt.metrics.sessions.dec()
         self.rt.metrics.session_closes.labels(str(self.close_code)).inc()
-        await self.rt.limiter.forget(f"session:{self.connection}")
+        await self.rt.edge.limiter.forget(f"session:{self.connection}")
         try:
             if self._windower is not None:  # a client's normal close ends the session; anything else may resume
                 await self._save_state(drop=self.close_code == 1000)
@@ -342,6 +340,4 @@ def _layout_matches(saved: SessionSnapshot, hello: Hello) -> bool:
 
 def _same_windowing(windower: StreamWindower, served: ServedModel) -> bool:
     a, b = windower.spec, served.spec
-    if a is b:  # every frame until a reload
-        return True
     return (a.rate_hz, a.window_samples, a.hop_samples, a.channels) == (b.rate_hz, b.window_samples, b.hop_samples, b.channels)

@@ -50,7 +50,7 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     # A new or removed file name is durable only once its directory is synced.
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -121,7 +121,7 @@ class Spool:
             seq = int(segments[-1].stem) + 1 if segments else 1
             self._fd = os.open(self.directory / f"{seq:012d}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._fd_rows = 0
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return self._fd
 
     def seal(self) -> None:
@@ -155,7 +155,7 @@ class Spool:
     def remove(self, segment: Path, rows: int) -> None:
         """Drop a segment whose ``rows`` the database has committed."""
         segment.unlink()
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self.backlog -= rows
 
     def close(self) -> None:

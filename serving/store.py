@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 
 from serving.anonymize import pseudonymize
-from serving.db import make_engine, normalise_url, redact
+from serving.db import error_reason, make_engine, normalise_url, redact
+from serving.schema import as_utc
 from serving.spool import Item, Spool, adopt_orphans, claim_lane
 from serving.store_writes import forget_segment, replay_segment, write_batch
 
@@ -72,13 +73,6 @@ class ConnectionRecord:
     close_code: int | None
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """Aware UTC; a naive datetime is taken to be UTC already."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _text(value: object) -> str | None:
     # Plain str (not UUIDs, numpy strings...): every queued row must be JSON for the spool.
     return None if value is None else str(value)
@@ -87,11 +81,6 @@ def _text(value: object) -> str | None:
 def _finite(value: float | None) -> float | None:
     # NaN/inf are not valid JSON and SQLite turns NaN into NULL: store NULL everywhere.
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _reason(err: BaseException) -> str:
-    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 class PredictionStore:
@@ -146,7 +135,7 @@ class PredictionStore:
             "session_id": _text(record.session_id),
             "device_hash": pseudonymize(_text(record.device_id), self._anon_key),
             "client_hash": pseudonymize(_text(record.client_address), self._anon_key),
-            "opened_at": _utc(record.opened_at), "closed_at": _utc(record.closed_at),
+            "opened_at": as_utc(record.opened_at), "closed_at": as_utc(record.closed_at),
             "frames": int(record.frames), "predictions": int(record.predictions), "errors": int(record.errors),
             "close_code": None if record.close_code is None else int(record.close_code),
         }
@@ -166,7 +155,7 @@ class PredictionStore:
 
     def _prediction_row(self, record: PredictionRecord) -> dict[str, Any]:
         return {
-            "time": _utc(record.time), "session_id": _text(record.session_id),
+            "time": as_utc(record.time), "session_id": _text(record.session_id),
             "device_hash": pseudonymize(_text(record.device_id), self._anon_key), "source": _text(record.source),
             "model_name": _text(record.model_name), "model_version": _text(record.model_version),
             "label": _text(record.label), "confidence": _finite(record.confidence),
@@ -303,7 +292,7 @@ class PredictionStore:
         self._retry_at = time.monotonic() + self._backoff
         _log(
             logging.WARNING, "store_database_unavailable",
-            database=redact(self.url), error=_reason(err), retry_in_s=self._backoff,
+            database=redact(self.url), error=error_reason(err), retry_in_s=self._backoff,
         )
         self._backoff = min(self._backoff * 2, RETRY_MAX_S)
 

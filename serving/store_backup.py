@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from features.errors import PostureError
 from serving.backup_crypto import CHUNK_BYTES, EncryptingWriter, decrypt_chunks, is_encrypted
 from serving.db import connect, current_revision, normalise_url, redact
+from serving.spool import fsync_dir
 
 TABLES = ("predictions", "connections", "model_metrics", "api_keys")
 
@@ -80,7 +81,7 @@ def backup_database(url: str, out_dir: Path, passphrase: str | None, keep: int) 
         partial.rename(final)  # a backup file is complete or absent, never half-written
     finally:
         partial.unlink(missing_ok=True)
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
     removed = prune_backups(out_dir, database, keep)
     return BackupResult(final, final.stat().st_size, passphrase is not None, time.perf_counter() - started, removed)
 
@@ -169,11 +170,3 @@ def _first_line(errors: IO[bytes]) -> str:
 
 def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)  # backups hold key digests and pseudonyms: owner only
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

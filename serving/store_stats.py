@@ -7,20 +7,15 @@ Read-only; ``posture db stats`` runs it on the read replica when one is configur
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, case, func, or_, select
 
 from serving.schema import Connection as ConnectionRow
-from serving.schema import Prediction
+from serving.schema import Prediction, as_utc
 
 PERCENTILES = (0.5, 0.95, 0.99)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were stored in UTC.
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def store_stats(engine: Engine, since: datetime | None = None, device_hash: str | None = None) -> dict[str, Any]:
@@ -35,7 +30,7 @@ def store_stats(engine: Engine, since: datetime | None = None, device_hash: str 
             select(func.count(), func.min(Prediction.time), func.max(Prediction.time)).where(*where)
         ).one()
         return {
-            "predictions": {"total": total, "first": _aware(first), "last": _aware(last)},
+            "predictions": {"total": total, "first": as_utc(first), "last": as_utc(last)},
             "by_label": _by_label(conn, where),
             "by_model": _by_model(conn, where),
             "by_source": {
@@ -72,7 +67,7 @@ def _by_model(conn: Connection, where: list[ColumnElement[bool]]) -> list[dict[s
     )
     return [
         {"model_name": name, "model_version": version, "count": n,
-         "mean_confidence": None if mean is None else float(mean), "last": _aware(last)}
+         "mean_confidence": None if mean is None else float(mean), "last": as_utc(last)}
         for name, version, n, mean, last in rows
     ]
 

@@ -27,8 +27,6 @@ class SampleBuffer:
         self._data = np.empty((2 * window, n_channels), dtype=np.float32)
         self._length = 0
         self._offset = 0  # stream index of _data[0]
-        self._no_windows = np.empty((0, window, n_channels), np.float32)  # returned (never changed) while filling
-        self._no_starts = np.empty(0, np.int64)
 
     def extend(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append rows; return (windows (m, window, channels) float32, their first sample's index)."""
@@ -40,7 +38,7 @@ class SampleBuffer:
         self._data[self._length : needed] = values
         self._length = needed
         if needed < self.window:
-            return self._no_windows, self._no_starts
+            return np.empty((0, self.window, self._data.shape[1]), np.float32), np.empty(0, np.int64)
         count = (needed - self.window) // self.hop + 1
         windows = sliding_windows(self._data[:needed], self.window, self.hop)[:count].copy()
         starts = self._offset + self.hop * np.arange(count, dtype=np.int64)
@@ -108,9 +106,7 @@ class StreamWindower:
         if missing:
             raise SpecError(f"the model needs channel(s) {', '.join(missing)} that the stream does not send.")
         self.spec, self.channels, self.rate_hz, self.max_gap_s = spec, tuple(channels), rate_hz, max_gap_s
-        columns = [list(channels).index(c) for c in spec.channels]
-        # None when the stream sends the model's channels in its order: no copy per frame.
-        self._columns = None if columns == list(range(len(channels))) else np.array(columns)
+        self._columns = [list(channels).index(c) for c in spec.channels]
         self._replay_until: float | None = None  # after a resume: rows before this time are duplicates
         self._start_segment(0.0)
 
@@ -144,11 +140,9 @@ class StreamWindower:
             values, t0 = self._skip_replayed(values, t0)
         if t0 is not None and len(values):
             self._place(t0)
-        resampled = self._resampler.push(values if self._columns is None else values[:, self._columns])
+        resampled = self._resampler.push(values[:, self._columns])
         self._n_in += len(values)
         windows, starts = self._buffer.extend(resampled)
-        if len(starts) == 0:  # four frames in five at 10 samples a frame
-            return windows, starts.astype(np.float64)
         return windows, self.origin + starts / self.spec.rate_hz
 
     def _skip_replayed(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, float | None]:
@@ -167,7 +161,7 @@ class StreamWindower:
         if self._n_in == 0:
             self.origin = t0
             return
-        expected = self.origin + self._n_in / self.rate_hz
+        expected = self.next_t
         if t0 - expected > self.max_gap_s:
             self._start_segment(t0)
         elif expected - t0 > self.max_gap_s:

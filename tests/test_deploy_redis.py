@@ -87,22 +87,21 @@ def test_session_buckets_stay_in_process(prefix: str) -> None:
 def test_redis_down_falls_back_in_process_and_logs_once(prefix: str, caplog: pytest.LogCaptureFixture) -> None:
     errors: list[str] = []
 
-    async def scenario() -> tuple[list[bool], float, Any]:
+    async def scenario() -> tuple[list[bool], Any]:
         dead = SharedRedis(f"redis://127.0.0.1:{free_port()}/0", prefix, 0.25, on_error=errors.append)
         limiter = RedisTokenBucketLimiter(dead, rate_per_s=0.01, burst=2, name="client")
         store = RedisSessionStore(dead, ttl_s=60)
-        started = time.perf_counter()
         allowed = [await limiter.allow("address:x") for _ in range(3)]
-        elapsed = time.perf_counter() - started
+        assert not dead.available  # the breaker is open
         saved = await store.save("s1", "conn", None, b"state")  # skipped, the session goes on
         claimed = await store.claim("s1", "conn2", None)
         await dead.close()
-        return allowed, elapsed, (saved, claimed)
+        return allowed, (saved, claimed)
 
     with caplog.at_level(logging.WARNING, logger="posture.serve"):
-        allowed, elapsed, (saved, claimed) = asyncio.run(scenario())
+        allowed, (saved, claimed) = asyncio.run(scenario())
     assert allowed == [True, True, False]  # the same limit, from the in-process bucket
-    assert elapsed < 0.5 and errors == ["rate_limit"]  # the breaker: one failed call, then no waiting
+    assert errors == ["rate_limit"]  # the breaker: one failed call, the others fall back at once
     assert saved is True and claimed is None
     assert [r.getMessage() for r in caplog.records].count("redis_unavailable") == 1
 

@@ -138,7 +138,9 @@ def test_served_stats_are_running_counts_per_version() -> None:
     written: list[tuple] = []
     store = SimpleNamespace(add_model_metrics=lambda *args: written.append(args))
     stats.flush_to(store)
-    stats.flush_to(store)  # nothing new: nothing written
+    assert len(written) == 2  # one metrics call per version
+    stats.flush_to(store)
+    assert len(written) == 2  # nothing new: nothing written
     by_version = {version: metrics for _, version, metrics, _ in written}
     assert by_version["1"]["served_predictions"] == 3
     assert by_version["1"]["served_mean_confidence"] == pytest.approx(0.7)
