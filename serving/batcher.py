@@ -48,7 +48,10 @@ class MicroBatcher:
         self._pending: deque[_Job] = deque()
         self._pending_windows = 0
         self._wake = asyncio.Event()
-        self._full = asyncio.Event()  # set when max_windows wait
+        # While a batch is held (``_fill_tick``): set once ``_enough_jobs`` submitters or
+        # ``max_windows`` windows wait.
+        self._enough = asyncio.Event()
+        self._enough_jobs = 0
         self._last_batch: tuple[float, int] = (float("-inf"), 0)  # when the last batch ended, its job count
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -68,14 +71,15 @@ class MicroBatcher:
         self._pending_windows += len(windows)
         self.metrics.queue.set(self._pending_windows)
         self._wake.set()
-        if self._pending_windows >= self.max_windows:
-            self._full.set()
+        if self._pending_windows >= self.max_windows or len(self._pending) >= self._enough_jobs:
+            self._enough.set()
         return await future
 
     async def close(self) -> None:
         """Refuse new work and finish what is queued."""
         self._closed = True
         self._wake.set()
+        self._enough.set()
         if self._task is not None:
             await self._task
 
@@ -100,18 +104,22 @@ class MicroBatcher:
         """Let everything already runnable submit before the batch is cut.
 
         Under sustained load (the last batch gathered several submitters and ended less than
-        a tick ago) the batch is held until its oldest window is a tick old or a full batch
-        waits, so batches grow with load. Otherwise yield to the event loop while submissions
-        keep arriving: a lone request is not held for a tick (one-window latency stays ~1 ms).
+        a tick ago) the batch is held until as many submitters wait as the last batch had,
+        a full batch waits, or its oldest window is a tick old: so batches grow with load,
+        but a closed loop of N clients is cut as soon as all N have sent, not a tick later.
+        Then, and on a quiet server, yield to the event loop while submissions keep
+        arriving: a lone request is not held for a tick (one-window latency stays ~1 ms).
         """
         ended, jobs = self._last_batch
         now = time.perf_counter()
         if jobs > 1 and now - ended < self.tick_s:
             deadline = self._pending[0].queued_at + self.tick_s
-            if deadline > now and self._pending_windows < self.max_windows and not self._closed:
+            self._enough_jobs = jobs
+            held = len(self._pending) < jobs and self._pending_windows < self.max_windows and not self._closed
+            if held and deadline > now:
+                self._enough.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), deadline - now)
-            return
+                    await asyncio.wait_for(self._enough.wait(), deadline - now)
         seen = -1
         while self._pending_windows != seen and self._pending_windows < self.max_windows and not self._closed:
             if time.perf_counter() >= self._pending[0].queued_at + self.tick_s:
@@ -126,8 +134,6 @@ class MicroBatcher:
             jobs.append(job)
             total += len(job.windows)
         self._pending_windows -= total
-        if self._pending_windows < self.max_windows:
-            self._full.clear()
         self.metrics.queue.set(self._pending_windows)
         self.metrics.batch_size.observe(total)
         return jobs

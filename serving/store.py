@@ -235,10 +235,17 @@ class PredictionStore:
             await self._drain(final=False, partial=timed_out)
 
     async def _drain(self, final: bool, partial: bool = True) -> None:
-        """Write full batches; the partial remainder too when ``partial`` (interval elapsed)."""
+        """Write full batches; with ``partial`` (the interval elapsed) one partial batch too.
+
+        Rows that arrive while a partial batch is written wait for the next interval (or a
+        full batch): otherwise, under steady load, the writer would write one tiny batch
+        after another, and its thread would keep taking the GIL from the event loop
+        (measured: 1-4 rows a write, 0.3 of a core, +0.3 ms on a one-window request).
+        """
         while batch := self._take(partial or final):
             if not await self._in_thread(self._write, batch, final):
                 return  # neither database nor spool took it: it is back in the queue
+            partial = False
 
     def _take(self, partial: bool) -> list[Item]:
         with self._lock:

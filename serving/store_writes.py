@@ -1,7 +1,11 @@
 """Synchronous batch writes of the prediction store; they run on the store's writer thread.
 
-PostgreSQL gets predictions by COPY (one round trip per batch); other databases get an
-executemany insert. Connections are upserted by session id (a session is written when it
+PostgreSQL gets predictions by COPY (one round trip per batch); SQLite by multi-row
+INSERTs of a few hundred rows each. Either way the writer thread takes the GIL a few times
+a batch, not once a row: an executemany steps SQLite once per row and drops the GIL for
+each step, and every time the busy event loop's thread has to hand it back (measured: the
+median one-window request took 1.16 ms while such a batch was being written, 0.72 ms
+without). Connections are upserted by session id (a session is written when it
 opens and again when it closes). Spooled batches are applied together with their batch ids
 so that replaying a segment twice writes its rows once.
 """
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +30,9 @@ PREDICTION_COLUMNS = (
     "confidence", "probabilities", "window_start", "window_end", "latency_ms",
 )
 _COPY_PREDICTIONS = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
+# Rows per SQLite INSERT: 12 columns x 400 stays far under its 32,766 bound variables.
+SQLITE_ROWS_PER_INSERT = 400
+_SQLITE_ROW = f"({', '.join('?' * len(PREDICTION_COLUMNS))})"
 
 
 def write_batch(engine: Engine, items: list[Item]) -> None:
@@ -45,9 +54,39 @@ def write_items(conn: Connection, items: list[Item]) -> None:
 
 
 def _insert_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name == "sqlite":
+        _insert_predictions_sqlite(conn, rows)
+    elif conn.dialect.name == "postgresql":
+        _copy_predictions(conn, rows)
+    else:
         conn.execute(insert(Prediction), rows)
-        return
+
+
+def _insert_predictions_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Multi-row INSERTs on the transaction's own sqlite3 connection, with the values
+    SQLAlchemy would store: ``Timestamp`` as "YYYY-MM-DD HH:MM:SS.ffffff" (UTC), JSON as text."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+            chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
+            values = [_sqlite_value(name, row[name]) for row in chunk for name in PREDICTION_COLUMNS]
+            cursor.execute(
+                f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) VALUES {', '.join([_SQLITE_ROW] * len(chunk))}",
+                values,
+            )
+    finally:
+        cursor.close()
+
+
+def _sqlite_value(name: str, value: Any) -> Any:
+    if name == "time":
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if name == "probabilities":
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _copy_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     from psycopg.types.json import Jsonb
 
     # COPY on the transaction's own psycopg connection: it commits or rolls back with it.

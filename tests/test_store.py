@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,6 +178,29 @@ def test_many_small_adds_become_few_batches(pg_database: str, tmp_path: Path) ->
     engine.dispose()
     assert transactions == store.batches_written
     assert sequence_in_table(url) == list(range(5000))
+
+
+def test_a_steady_trickle_is_written_once_an_interval(store_url: str, tmp_path: Path) -> None:
+    """Rows that arrive while a partial batch is being written wait for the next interval:
+    a steady trickle (a row every millisecond or so) is not written as one tiny batch after another."""
+
+    async def scenario() -> tuple[PredictionStore, int]:
+        store = PredictionStore(store_url, tmp_path / "spool", KEY, batch_size=500, flush_interval_s=0.2)
+        await store.start()
+        added = 0
+        stop_at = time.monotonic() + 1.5
+        while time.monotonic() < stop_at:
+            store.add_predictions([record(added)])
+            added += 1
+            await asyncio.sleep(0.0005)
+        await store.close()
+        return store, added
+
+    store, added = asyncio.run(scenario())
+    assert store.rows_written == added and store.rows_spooled == 0
+    # 1.5 s at one flush per 0.2 s interval, plus the one at close: at most ~9 batches.
+    assert store.batches_written <= 12, f"{added} rows took {store.batches_written} batches"
+    assert sequence_in_table(store_url) == list(range(added))
 
 
 # -- outages and the spool ------------------------------------------------------------------
