@@ -55,6 +55,7 @@ class MicroBatcher:
         self._last_batch: tuple[float, int] = (float("-inf"), 0)  # when the last batch ended, its job count
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        metrics.queue.set_function(lambda: self._pending_windows)  # read when scraped, not set per window
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
@@ -69,7 +70,6 @@ class MicroBatcher:
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._pending.append(_Job(windows, served, future))
         self._pending_windows += len(windows)
-        self.metrics.queue.set(self._pending_windows)
         self._wake.set()
         if self._pending_windows >= self.max_windows or len(self._pending) >= self._enough_jobs:
             self._enough.set()
@@ -134,7 +134,6 @@ class MicroBatcher:
             jobs.append(job)
             total += len(job.windows)
         self._pending_windows -= total
-        self.metrics.queue.set(self._pending_windows)
         self.metrics.batch_size.observe(total)
         return jobs
 

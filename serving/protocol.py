@@ -172,20 +172,21 @@ def ready_message(
 
 def prediction_message(
     *, session_id: str, window_start: float, window_end: float, classes: tuple[str, ...],
-    probabilities: np.ndarray, smoothed: np.ndarray, model_version: str | None, latency_ms: float,
+    probabilities: list[float], smoothed: list[float], model_version: str | None, latency_ms: float,
 ) -> dict[str, Any]:
-    """One completed window: the raw and the causally smoothed prediction."""
-    best, smoothed_best = int(probabilities.argmax()), int(smoothed.argmax())
+    """One completed window: the raw and the causally smoothed prediction (rows in ``classes`` order)."""
+    best = max(range(len(classes)), key=probabilities.__getitem__)  # the first of ties, as argmax
+    smoothed_best = max(range(len(classes)), key=smoothed.__getitem__)
     return {
         "type": "prediction",
         "session_id": session_id,
         "window_start": window_start,
         "window_end": window_end,
         "label": classes[best],
-        "confidence": float(probabilities[best]),
-        "probabilities": dict(zip(classes, probabilities.tolist())),
+        "confidence": probabilities[best],
+        "probabilities": dict(zip(classes, probabilities)),
         "smoothed_label": classes[smoothed_best],
-        "smoothed_probabilities": dict(zip(classes, smoothed.tolist())),
+        "smoothed_probabilities": dict(zip(classes, smoothed)),
         "model_version": model_version,
         "latency_ms": latency_ms,
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,9 +66,17 @@ def _decode_array(obj: dict[str, Any]) -> Any:
     return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
 
 
+Snapshot = Callable[[], bytes]  # a session's state, serialised when the store needs it
+
+
 class SessionStore(Protocol):
-    async def save(self, session_id: str, owner: str, auth: str | None, state: bytes | None) -> bool:
-        """Store (``state`` None: delete) the session's state; False when another connection owns it now."""
+    async def save(self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None,
+                   live: bool = False) -> bool:
+        """Store (``snapshot`` None: delete) the session's state; False when another connection owns it now.
+
+        ``live``: the session is still open in this process and saves again after every
+        window, so a store may keep ``snapshot`` and call it only when the state is claimed.
+        """
         ...
 
     async def claim(self, session_id: str, owner: str, auth: str | None) -> bytes | None:
@@ -76,27 +85,36 @@ class SessionStore(Protocol):
 
 
 class LocalSessionStore:
-    """In-process (no Redis): a client that reconnects to the same instance resumes."""
+    """In-process (no Redis): a client that reconnects to the same instance resumes.
+
+    An open session's state is read only when a reconnecting client claims it (so a
+    window costs no serialising), and its time-to-live starts when the session ends.
+    """
 
     PRUNE_EVERY = 1024  # saves between sweeps of expired sessions
 
     def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s, self._clock = ttl_s, clock
-        self._entries: dict[str, tuple[str, str, bytes, float]] = {}  # id -> (owner, auth, state, expires)
+        # id -> (owner, auth, state or live snapshot, expires)
+        self._entries: dict[str, tuple[str, str, bytes | Snapshot, float]] = {}
         self._saves = 0
 
-    def _live(self, session_id: str) -> tuple[str, str, bytes, float] | None:
+    def _live(self, session_id: str) -> tuple[str, str, bytes | Snapshot, float] | None:
         entry = self._entries.get(session_id)
         return entry if entry is not None and entry[3] > self._clock() else None
 
-    async def save(self, session_id: str, owner: str, auth: str | None, state: bytes | None) -> bool:
+    async def save(self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None,
+                   live: bool = False) -> bool:
         entry = self._live(session_id)
         if entry is not None and entry[0] != owner:
             return False
-        if state is None:
+        if snapshot is None:
             self._entries.pop(session_id, None)
             return True
-        self._entries[session_id] = (owner, auth or "", state, self._clock() + self.ttl_s)
+        if live:
+            self._entries[session_id] = (owner, auth or "", snapshot, math.inf)
+            return True
+        self._entries[session_id] = (owner, auth or "", snapshot(), self._clock() + self.ttl_s)
         self._saves += 1
         if self._saves % self.PRUNE_EVERY == 0:
             now = self._clock()
@@ -107,9 +125,9 @@ class LocalSessionStore:
         entry = self._live(session_id)
         if entry is None or entry[1] != (auth or ""):
             return None
-        self._entries[session_id] = (owner, entry[1], entry[2], self._clock() + self.ttl_s)
-        return entry[2]
-
+        state = entry[2] if isinstance(entry[2], bytes) else entry[2]()  # an open session: its state now
+        self._entries[session_id] = (owner, entry[1], state, self._clock() + self.ttl_s)
+        return state
 
 
 # KEYS[1]: the session, a hash {owner, auth, state}. ARGV: owner, auth, state ('' deletes), ttl ms.
@@ -144,8 +162,9 @@ class RedisSessionStore:
         self.shared, self.ttl_ms = shared, max(1, int(ttl_s * 1000))
         self._save, self._claim = shared.script(SAVE_LUA), shared.script(CLAIM_LUA)
 
-    async def save(self, session_id: str, owner: str, auth: str | None, state: bytes | None) -> bool:
-        args = [owner, auth or "", state or b"", self.ttl_ms]
+    async def save(self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None,
+                   live: bool = False) -> bool:
+        args = [owner, auth or "", snapshot() if snapshot is not None else b"", self.ttl_ms]
         key = self.shared.key("session", session_id)
         try:
             return bool(await self.shared.call("session_save", lambda r: self._save(keys=[key], args=args, client=r)))

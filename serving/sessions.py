@@ -24,7 +24,6 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from features.errors import SpecError
-from features.smoothing import causal_mean_smoothing
 from features.spec import WindowSpec
 from serving.auth_middleware import API_KEY_SCOPE
 from serving.batcher import BatcherClosed
@@ -88,10 +87,12 @@ class StreamSession:
         self.close_code: int | None = None
         self._hello: Hello | None = None  # the layout in force, once the first frame set it
         self._windower: StreamWindower | None = None
-        self._history: deque[np.ndarray] = deque(maxlen=max(1, runtime.settings.smooth_k))
+        self._history: deque[list[float]] = deque(maxlen=max(1, runtime.settings.smooth_k))  # probability rows
         self._history_classes: tuple[str, ...] = ()
         self._send_lock = asyncio.Lock()
         self._closing = False
+        # Looked up once: a labelled child costs a lock and a dict look-up, and every frame counts.
+        self._frames_ok = {kind: runtime.metrics.frames.labels(kind, "ok") for kind in ("binary", "json")}
 
     async def run(self) -> None:
         await self.ws.accept()
@@ -149,7 +150,7 @@ class StreamSession:
             log_event("frame_rejected", logging.WARNING, session_id=self.id, code=err.code, detail=err.detail)
             await self._send(error_message(err.code, err.detail))
             return
-        self.rt.metrics.frames.labels(kind, "ok").inc()
+        self._frames_ok[kind].inc()
 
     async def _handle(self, text: str | None, data: bytes | None, received: float) -> None:
         limit = self.rt.settings.max_samples_per_frame
@@ -214,40 +215,46 @@ class StreamSession:
     async def _emit(self, served: ServedModel, starts: np.ndarray, probabilities: np.ndarray, latency_ms: float) -> None:
         """Log first (nothing is lost if the client is gone), then send one message per window."""
         classes, window_s = served.classes, served.spec.window_s
-        smoothed = [self._smooth(row, classes) for row in probabilities]
-        labels = [classes[i] for i in probabilities.argmax(axis=1)]
+        # Plain lists from here on: a window is a handful of numbers, and numpy's per-call
+        # overhead on one row costs more than the arithmetic (this runs for every window).
+        rows, best, begins = probabilities.tolist(), probabilities.argmax(axis=1).tolist(), starts.tolist()
+        labels = [classes[k] for k in best]
+        confidences = [row[k] for row, k in zip(rows, best)]
         now = datetime.now(timezone.utc)
         self.rt.store.add_predictions([
             PredictionRecord(
                 time=now, session_id=self.id, device_id=self.device_id, source="ws", model_name=served.name,
-                model_version=served.version, label=label, confidence=float(row.max()),
-                probabilities=dict(zip(classes, row.tolist())), window_start=float(start),
-                window_end=float(start + window_s), latency_ms=latency_ms,
+                model_version=served.version, label=label, confidence=confidence,
+                probabilities=dict(zip(classes, row)), window_start=start, window_end=start + window_s,
+                latency_ms=latency_ms,
             )
-            for label, row, start in zip(labels, probabilities, starts)
+            for label, confidence, row, start in zip(labels, confidences, rows, begins)
         ])
-        self._count(served, labels, probabilities, latency_ms)
-        for row, smooth, start in zip(probabilities, smoothed, starts):
+        self._count(served, labels, confidences, latency_ms)
+        for row, start in zip(rows, begins):
             await self._send(prediction_message(
-                session_id=self.id, window_start=float(start), window_end=float(start + window_s), classes=classes,
-                probabilities=row, smoothed=smooth, model_version=served.version, latency_ms=latency_ms,
+                session_id=self.id, window_start=start, window_end=start + window_s, classes=classes,
+                probabilities=row, smoothed=self._smooth(row, classes), model_version=served.version,
+                latency_ms=latency_ms,
             ))
         # Saved after sending: a crash in between repeats a window on resume rather than losing it.
         await self._save_state()
 
-    def _count(self, served: ServedModel, labels: list[str], probabilities: np.ndarray, latency_ms: float) -> None:
+    def _count(self, served: ServedModel, labels: list[str], confidences: list[float], latency_ms: float) -> None:
         self.predictions += len(labels)
         for label in labels:
             self.rt.metrics.predictions.labels(served.name, served.version, label, "ws").inc()
-        self.rt.stats.add(served.name, served.version, labels, probabilities.max(axis=1).tolist(), latency_ms)
+        self.rt.stats.add(served.name, served.version, labels, confidences, latency_ms)
 
-    def _smooth(self, row: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-        """Mean of the session's last k probability rows (the same function as `predict --smooth`)."""
+    def _smooth(self, row: list[float], classes: tuple[str, ...]) -> list[float]:
+        """Mean of the session's last k probability rows: ``causal_mean_smoothing`` (what
+        `predict --smooth k` uses) for the newest window, on the rows kept so far."""
         if classes != self._history_classes:  # another model's classes: start over
             self._history.clear()
             self._history_classes = classes
         self._history.append(row)
-        return causal_mean_smoothing(np.asarray(self._history), len(self._history))[-1]
+        count = len(self._history)
+        return [sum(column) / count for column in zip(*self._history)]
 
     async def _within_rate(self) -> bool:
         limiter, by_key = self.rt.edge.limiter, self.rt.edge.key_limiter
@@ -282,12 +289,15 @@ class StreamSession:
         await self.rt.edge.limiter.forget(f"session:{self.connection}")
         try:
             if self._windower is not None:  # a client's normal close ends the session; anything else may resume
-                await self._save_state(drop=self.close_code == 1000)
+                await self._save_state(drop=self.close_code == 1000, live=False)
         finally:
             self._record(closed=True)  # the connections row is written whatever the state store did
         log_event("session_closed", session_id=self.id, close_code=self.close_code, frames=self.frames,
                   predictions=self.predictions, errors=self.errors,
                   duration_s=round((datetime.now(timezone.utc) - self.opened_at).total_seconds(), 3))
+
+    def _snapshot_bytes(self) -> bytes:
+        return self._snapshot().to_bytes()
 
     def _snapshot(self) -> SessionSnapshot:
         assert self._windower is not None
@@ -317,13 +327,13 @@ class StreamSession:
         self.frames += saved.frames
         self.predictions, self.errors = saved.predictions, saved.errors
         self._history_classes = tuple(saved.history_classes)
-        self._history.extend(saved.history if saved.history is not None else ())
+        self._history.extend(saved.history.tolist() if saved.history is not None else ())
         log_event("session_resumed", session_id=self.id, next_t=round(windower.next_t, 6))
         return True
 
-    async def _save_state(self, drop: bool = False) -> None:
-        state = None if drop else self._snapshot().to_bytes()
-        if not await self.rt.edge.session_store.save(self.id, self.connection, self.api_key, state) and not drop:
+    async def _save_state(self, drop: bool = False, live: bool = True) -> None:
+        snapshot = None if drop else self._snapshot_bytes
+        if not await self.rt.edge.session_store.save(self.id, self.connection, self.api_key, snapshot, live) and not drop:
             # Resumed on another connection: this one is stale and must not write over it.
             log_event("session_taken_over", session_id=self.id)
             await self.close(CLOSE_POLICY_VIOLATION, "session resumed on another connection")

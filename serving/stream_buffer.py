@@ -15,8 +15,16 @@ import numpy as np
 
 from features.errors import SpecError
 from features.spec import WindowSpec
-from features.windows import sliding_windows
 from serving.protocol import FrameError
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+_NO_STARTS = _read_only(np.empty(0, dtype=np.int64))
+_NO_TIMES = _read_only(np.empty(0, dtype=np.float64))
 
 
 class SampleBuffer:
@@ -27,6 +35,8 @@ class SampleBuffer:
         self._data = np.empty((2 * window, n_channels), dtype=np.float32)
         self._length = 0
         self._offset = 0  # stream index of _data[0]
+        # Most frames complete no window: they all get these (read-only) empty results.
+        self._no_windows = _read_only(np.empty((0, window, n_channels), np.float32))
 
     def extend(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append rows; return (windows (m, window, channels) float32, their first sample's index)."""
@@ -38,9 +48,13 @@ class SampleBuffer:
         self._data[self._length : needed] = values
         self._length = needed
         if needed < self.window:
-            return np.empty((0, self.window, self._data.shape[1]), np.float32), np.empty(0, np.int64)
+            return self._no_windows, _NO_STARTS
         count = (needed - self.window) // self.hop + 1
-        windows = sliding_windows(self._data[:needed], self.window, self.hop)[:count].copy()
+        # Copied window by window: a frame completes one or two, and numpy's
+        # sliding_window_view costs more in argument checks than these copies.
+        windows = np.empty((count, self.window, self._data.shape[1]), dtype=np.float32)
+        for k in range(count):
+            windows[k] = self._data[k * self.hop : k * self.hop + self.window]
         starts = self._offset + self.hop * np.arange(count, dtype=np.int64)
         consumed = count * self.hop
         self._data[: needed - consumed] = self._data[consumed:needed]  # numpy buffers the overlap
@@ -106,7 +120,8 @@ class StreamWindower:
         if missing:
             raise SpecError(f"the model needs channel(s) {', '.join(missing)} that the stream does not send.")
         self.spec, self.channels, self.rate_hz, self.max_gap_s = spec, tuple(channels), rate_hz, max_gap_s
-        self._columns = [list(channels).index(c) for c in spec.channels]
+        columns = [list(channels).index(c) for c in spec.channels]
+        self._columns = None if columns == list(range(len(channels))) else columns  # None: already the model's order
         self._replay_until: float | None = None  # after a resume: rows before this time are duplicates
         self._start_segment(0.0)
 
@@ -140,9 +155,11 @@ class StreamWindower:
             values, t0 = self._skip_replayed(values, t0)
         if t0 is not None and len(values):
             self._place(t0)
-        resampled = self._resampler.push(values[:, self._columns])
+        resampled = self._resampler.push(values if self._columns is None else values[:, self._columns])
         self._n_in += len(values)
         windows, starts = self._buffer.extend(resampled)
+        if not len(windows):
+            return windows, _NO_TIMES
         return windows, self.origin + starts / self.spec.rate_hz
 
     def _skip_replayed(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, float | None]:

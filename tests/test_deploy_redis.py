@@ -93,7 +93,7 @@ def test_redis_down_falls_back_in_process_and_logs_once(prefix: str, caplog: pyt
         store = RedisSessionStore(dead, ttl_s=60)
         allowed = [await limiter.allow("address:x") for _ in range(3)]
         assert not dead.available  # the breaker is open
-        saved = await store.save("s1", "conn", None, b"state")  # skipped, the session goes on
+        saved = await store.save("s1", "conn", None, lambda: b"state")  # skipped, the session goes on
         claimed = await store.claim("s1", "conn2", None)
         await dead.close()
         return allowed, (saved, claimed)
@@ -111,21 +111,38 @@ def test_session_state_has_one_owner(kind: str, prefix: str) -> None:
     async def scenario() -> list[Any]:
         client = shared(prefix)
         store = RedisSessionStore(client, ttl_s=0.4) if kind == "redis" else LocalSessionStore(ttl_s=0.4)
-        results = [await store.save("s1", "conn-a", "fleet", b"v1")]
+        results = [await store.save("s1", "conn-a", "fleet", lambda: b"v1")]
         results.append(await store.claim("s1", "conn-b", "other-key"))  # another key's client: nothing
         results.append(await store.claim("s1", "conn-b", "fleet"))
-        results.append(await store.save("s1", "conn-a", "fleet", b"stale"))  # the old connection is refused
-        results.append(await store.save("s1", "conn-b", "fleet", b"v2"))
+        results.append(await store.save("s1", "conn-a", "fleet", lambda: b"stale"))  # the old connection is refused
+        results.append(await store.save("s1", "conn-b", "fleet", lambda: b"v2"))
         results.append(await store.claim("s1", "conn-c", "fleet"))
         await asyncio.sleep(0.5)
         results.append(await store.claim("s1", "conn-d", "fleet"))  # expired
-        await store.save("s2", "conn-e", None, b"x")
+        await store.save("s2", "conn-e", None, lambda: b"x")
         results.append(await store.save("s2", "conn-e", None, None))  # dropped at a normal close
         results.append(await store.claim("s2", "conn-f", None))
         await client.close()
         return results
 
     assert asyncio.run(scenario()) == [True, None, b"v1", False, True, b"v2", None, True, None]
+
+
+def test_local_store_reads_an_open_session_when_claimed() -> None:
+    """In-process, an open session's state is taken when a reconnecting client claims it:
+    the newest one, never expired while the session is open."""
+
+    async def scenario() -> tuple[bytes | None, bool]:
+        store = LocalSessionStore(ttl_s=0.2)
+        state = [b"after window 1"]
+        assert await store.save("s1", "conn-a", None, lambda: state[0], live=True)
+        state[0] = b"after window 2"
+        await asyncio.sleep(0.3)  # longer than the time-to-live
+        claimed = await store.claim("s1", "conn-b", None)
+        state[0] = b"after window 3"  # the old connection goes on, but no longer owns the session
+        return claimed, await store.save("s1", "conn-a", None, lambda: state[0], live=True)
+
+    assert asyncio.run(scenario()) == (b"after window 2", False)
 
 
 def test_alias_cache_asks_the_registry_once_per_ttl(prefix: str) -> None:

@@ -167,6 +167,7 @@ def test_every_prediction_lands_in_sqlite_and_metrics_count_it(
     body = {"samples": ten_seconds[CHANNELS].to_numpy().tolist(), "device_id": "watch-9", "session_id": session}
     for _ in range(3):
         assert client.post("/v1/predict", json=body).status_code == 200
+    assert client.post("/v1/predict", json={"samples": [[0.0] * 6]}).status_code == 422  # shorter than a window
     count_sql = "SELECT COUNT(*) FROM predictions WHERE session_id = :s AND source = 'http'"
     assert server.wait_rows(count_sql, 27, s=session) == 27
     ((device_hash, version),) = server.query(
