@@ -247,8 +247,8 @@ class StreamSession:
         self.rt.stats.add(served.name, served.version, labels, confidences, latency_ms)
 
     def _smooth(self, row: list[float], classes: tuple[str, ...]) -> list[float]:
-        """Mean of the session's last k probability rows: ``causal_mean_smoothing`` (what
-        `predict --smooth k` uses) for the newest window, on the rows kept so far."""
+        """Mean of the session's last k probability rows: for this window, what
+        ``causal_mean_smoothing`` (`predict --smooth k`) gives over the whole stream."""
         if classes != self._history_classes:  # another model's classes: start over
             self._history.clear()
             self._history_classes = classes
