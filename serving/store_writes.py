@@ -5,9 +5,10 @@ INSERTs of a few hundred rows each. Either way the writer thread takes the GIL a
 a batch, not once a row (an executemany steps SQLite once per row and drops the GIL around
 each step, which the busy event loop's thread then has to hand back), and a row costs
 ~6 us of the writer's CPU on SQLite, against ~12 us through SQLAlchemy's executemany.
-Connections are upserted by session id (a session is written when it
-opens and again when it closes). Spooled batches are applied together with their batch ids
-so that replaying a segment twice writes its rows once.
+
+Connections are upserted by session id (a session is written when it opens and again when
+it closes). Spooled batches are applied together with their batch ids so that replaying a
+segment twice writes its rows once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
