@@ -48,11 +48,10 @@ class MicroBatcher:
         self._pending: deque[_Job] = deque()
         self._pending_windows = 0
         self._wake = asyncio.Event()
-        # While a batch is held (``_fill_tick``): set once ``_enough_jobs`` submitters or
-        # ``max_windows`` windows wait.
-        self._enough = asyncio.Event()
-        self._enough_jobs = 0
         self._last_batch: tuple[float, int] = (float("-inf"), 0)  # when the last batch ended, its job count
+        # While a batch is held (``_fill_tick``): set once as many submitters wait as the last
+        # batch had, or ``max_windows`` windows.
+        self._enough = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         metrics.queue.set_function(lambda: self._pending_windows)  # read when scraped, not set per window
@@ -71,7 +70,7 @@ class MicroBatcher:
         self._pending.append(_Job(windows, served, future))
         self._pending_windows += len(windows)
         self._wake.set()
-        if self._pending_windows >= self.max_windows or len(self._pending) >= self._enough_jobs:
+        if self._pending_windows >= self.max_windows or len(self._pending) >= self._last_batch[1]:
             self._enough.set()
         return await future
 
@@ -114,7 +113,6 @@ class MicroBatcher:
         now = time.perf_counter()
         if jobs > 1 and now - ended < self.tick_s:
             deadline = self._pending[0].queued_at + self.tick_s
-            self._enough_jobs = jobs
             held = len(self._pending) < jobs and self._pending_windows < self.max_windows and not self._closed
             if held and deadline > now:
                 self._enough.clear()
