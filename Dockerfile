@@ -30,6 +30,7 @@ ENV PYTHONUNBUFFERED=1 \
     POSTURE_HOME=/srv/posture \
     POSTURE_HOST=0.0.0.0 \
     POSTURE_PORT=8000 \
+    NUMBA_CACHE_DIR=/srv/posture/.cache/numba \
     DO_NOT_TRACK=true \
     MLFLOW_DISABLE_TELEMETRY=true \
     PREFECT_SERVER_ANALYTICS_ENABLED=false

@@ -1,16 +1,15 @@
-"""Frequency-domain and periodicity features of demeaned signals, from one FFT.
+"""Frequency-domain and periodicity features: their names, bands and lag range, and the
+power spectrum they start from (``features.kernel`` computes the features).
 
-Each signal ``d`` (already demeaned) is transformed once with ``rfft(d, n=2*s)``:
-the even bins of that zero-padded spectrum equal ``rfft(d, n=s)`` exactly, and
-``irfft(|X|^2)`` is the linear (non-circular) autocorrelation. So band energies,
-dominant frequency, spectral entropy and autocorrelation peaks all share it.
+Each signal ``d`` (already demeaned) gets its non-DC power ``|rfft(d)|^2`` here, batched
+in numpy; band energies, dominant frequency and spectral entropy come from it. The
+periodicity peak comes from the autocorrelation ``sum_t d[t] d[t+k]``, summed directly
+over the gait lags only (``autocorr_lag_range``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -44,70 +43,21 @@ def autocorr_lag_range(n_samples: int, rate_hz: float) -> tuple[int, int]:
     return low, high
 
 
-@dataclass(frozen=True)
-class SpectralLayout:
-    """The frequency tables of one (window length, rate), built once (see ``spectral_layout``)."""
-
-    n_samples: int
-    rate_hz: float
-    freqs: np.ndarray  # frequency of each non-DC bin of rfft(d, n)
-    band_matrix: np.ndarray  # (n_bins, n_bands) 1.0 where a bin falls in a band
-    entropy_norm: float  # log of the bin count: entropy / it lies in [0, 1]
-    lags: tuple[int, int]  # autocorr_lag_range
+def band_of_bin(n_samples: int, rate_hz: float) -> np.ndarray:
+    """For each non-DC bin of ``rfft(d, n_samples)``: the index of its band, or -1 for none."""
+    freqs = bin_frequencies(n_samples, rate_hz)
+    index = np.full(freqs.size, -1, dtype=np.intp)
+    for b, (lo, hi) in enumerate(bands_for_rate(rate_hz)):
+        index[(freqs >= lo) & (freqs < hi)] = b
+    return index
 
 
-@lru_cache(maxsize=64)
-def spectral_layout(n_samples: int, rate_hz: float) -> SpectralLayout:
-    freqs = np.fft.rfftfreq(n_samples, d=1.0 / rate_hz)[1:]
-    bands = bands_for_rate(rate_hz)
-    band_matrix = np.array([(freqs >= lo) & (freqs < hi) for lo, hi in bands], dtype=float).T.copy()
-    return SpectralLayout(
-        n_samples, rate_hz, freqs, band_matrix, math.log(max(freqs.size, 2)), autocorr_lag_range(n_samples, rate_hz)
-    )
+def bin_frequencies(n_samples: int, rate_hz: float) -> np.ndarray:
+    """Frequency (Hz) of each non-DC bin of ``rfft(d, n_samples)``."""
+    return np.fft.rfftfreq(n_samples, d=1.0 / rate_hz)[1:]
 
 
-def spectral_features(d: np.ndarray, flat: np.ndarray, layout: SpectralLayout) -> list[np.ndarray]:
-    """Per-signal spectral and periodicity features of demeaned ``d`` (..., n_samples).
-
-    ``flat`` (...) marks constant signals, whose features are all 0. Returns one array
-    of shape ``d.shape[:-1]`` per name in ``spectral_feature_names(layout.rate_hz)``.
-    """
-    n = d.shape[-1]
-    padded = np.fft.rfft(d, n=2 * n, axis=-1)
-    power_padded = padded.real**2 + padded.imag**2
-    power = power_padded[..., 2::2]  # |rfft(d, n)|^2 without the DC bin
-
-    total = power.sum(axis=-1)
-    live = ~flat & (total > 0)
-    safe_total = np.where(live, total, 1.0)
-    dominant = np.where(live, layout.freqs[np.argmax(power, axis=-1)], 0.0)  # n >= 2: one bin at least
-    # Entropy of the shares p/T: log T - sum(p log p) / T, normalised by log(n_bins).
-    p_log_p = np.einsum("...i,...i->...", power, np.log(np.where(power > 0, power, 1.0)))
-    entropy = (np.log(safe_total) - p_log_p / safe_total) / layout.entropy_norm
-    entropy = np.where(live, np.minimum(np.maximum(entropy, 0.0), 1.0), 0.0)  # np.clip: same, 3x slower on small arrays
-
-    band_share = np.where(live[..., None], (power @ layout.band_matrix) / safe_total[..., None], 0.0)  # (..., n_bands)
-
-    autocorr = np.fft.irfft(power_padded, n=2 * n, axis=-1)[..., :n]
-    peak, lag = _autocorr_peak(autocorr, live, layout)
-    return [dominant, entropy, *(band_share[..., k] for k in range(band_share.shape[-1])), peak, lag]
-
-
-def _autocorr_peak(autocorr: np.ndarray, live: np.ndarray, layout: SpectralLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Highest local maximum of the normalised autocorrelation in the gait lag range.
-
-    ``autocorr[..., k] = sum_t d[t] d[t+k]``; normalised by lag 0. A signal with no local
-    maximum in range (e.g. a slow drift) gets peak 0 and lag 0.
-    """
-    low, high = layout.lags
-    shape = autocorr.shape[:-1]
-    if low > high:
-        return np.zeros(shape), np.zeros(shape)
-    r = autocorr[..., low - 1 : high + 2] / np.where(live, autocorr[..., 0], 1.0)[..., None]
-    centre = r[..., 1:-1]
-    is_peak = (centre > r[..., :-2]) & (centre >= r[..., 2:])
-    candidates = np.where(is_peak, centre, -np.inf)
-    best = np.argmax(candidates, axis=-1)
-    value = candidates.max(axis=-1)
-    found = live & (value > -np.inf)
-    return np.where(found, value, 0.0), np.where(found, (best + low) / layout.rate_hz, 0.0)
+def power_spectrum(d: np.ndarray) -> np.ndarray:
+    """``|rfft(d)|^2`` of demeaned ``d`` (..., n) without the DC bin: one value per ``bin_frequencies``."""
+    spectrum = np.fft.rfft(d, axis=-1)[..., 1:]
+    return spectrum.real**2 + spectrum.imag**2

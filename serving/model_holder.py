@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from features.extract import extract_features
 from features.spec import WindowSpec
 from pipelines.registry import LoadedModel, connect, describe_uri, load_model
 from pipelines.settings import Settings
@@ -56,7 +59,21 @@ class ServedModel:
 def load_served(uri: str, settings: Settings) -> ServedModel:
     """Blocking: fetch the version ``uri`` points at and build its engine now, not mid-batch."""
     loaded = load_model(uri, settings)
-    return ServedModel(loaded, loaded.engine)
+    served = ServedModel(loaded, loaded.engine)
+    _warm_up(served)
+    return served
+
+
+def _warm_up(served: ServedModel) -> None:
+    """Predict one still window, so that no request pays the first call's set-up.
+
+    The first ``extract_features`` in a process loads the compiled featurizer (numba:
+    ~0.1 s from its cache, seconds on a machine's very first run); the engine builds
+    its own state on its first call too.
+    """
+    spec = served.spec
+    still = np.zeros((1, spec.window_samples, len(spec.channels)), dtype=np.float32)
+    served.engine.predict_proba(extract_features(still, spec.channels, spec.rate_hz))
 
 
 class ModelHolder:

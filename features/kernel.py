@@ -1,0 +1,239 @@
+"""The per-window feature arithmetic, compiled with numba.
+
+``fill_features`` turns one block of prepared signals into feature rows in a single
+pass per signal. numpy would need ~150 array operations per block, each with a fixed
+cost of microseconds: that overhead, not the arithmetic, dominated the small batches
+a server featurizes (0.2 ms for one window). Compiled, one window costs ~10 µs.
+
+The sort and the FFT stay in numpy, batched (its sort is SIMD, 15x faster than numba's
+on 100 samples); this module reads their results. Column order is the one ``features.extract.feature_names`` gives.
+``cache=True`` keeps the machine code in ``__pycache__`` (or ``NUMBA_CACHE_DIR``), so
+only the first process on a machine pays the compile (a few seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+# A signal whose variance is below (FLAT_TOLERANCE * (1 + |mean|))^2 counts as constant:
+# its spread, shape, spectral and correlation features are exactly 0, never NaN.
+FLAT_TOLERANCE = 1e-9
+N_STATS = 9  # mean, std, min, max, rms, p10, p50, p90, iqr
+N_SHAPE_AND_JERK = 5  # skew, kurtosis, mcr, jerk_mean, jerk_std
+N_GRAVITY = 6
+
+
+class KernelLayout(NamedTuple):
+    """What ``fill_features`` needs to know about a (channels, window length, rate)."""
+
+    rate_hz: float
+    percentile_low: np.ndarray  # sorted-sample indices and weights of p10, p25, p50, p75, p90
+    percentile_high: np.ndarray
+    percentile_weight: np.ndarray
+    freqs: np.ndarray  # frequency of each non-DC bin of rfft(d, n)
+    band_of_bin: np.ndarray  # index of the band each non-DC bin falls in, -1 for none
+    n_bands: int
+    entropy_norm: float  # log of the bin count: entropy / it lies in [0, 1]
+    lag_low: int  # autocorrelation lags searched for a peak, inclusive; none when low > high
+    lag_high: int
+    pair_left: np.ndarray  # signal indices of each correlated pair
+    pair_right: np.ndarray
+    acc_columns: np.ndarray  # ax, ay, az signal indices; empty without a complete accelerometer
+
+
+@njit(cache=True, nogil=True)
+def fill_features(
+    x: np.ndarray, ordered: np.ndarray, mean: np.ndarray, d: np.ndarray, power: np.ndarray,
+    layout: KernelLayout, out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; covered through extract_features
+    """Write the feature rows of a block into ``out`` (n, n_features).
+
+    ``x`` (n, n_signals, n_samples) holds the signals, ``ordered`` each one sorted,
+    ``mean`` their means and ``d`` them demeaned; ``power`` is ``|rfft(d)|^2`` without DC.
+    """
+    n_windows, n_signals, n_samples = x.shape
+    per_signal = N_STATS + N_SHAPE_AND_JERK + 4 + layout.n_bands
+    std = np.empty(n_signals)
+    first_lag = layout.lag_low - 1  # the lags either side of the searched range are needed too
+    lags = np.empty(max(0, layout.lag_high - layout.lag_low + 3))
+    for w in range(n_windows):
+        row = out[w]
+        for s in range(n_signals):
+            offset = s * per_signal
+            std[s] = _moments_and_shape(x[w, s], ordered[w, s], mean[w, s], d[w, s], layout, row, offset)
+            flat = std[s] == 0.0
+            energy = _autocorrelation(d[w, s], first_lag, lags)
+            _spectrum(power[w, s], energy, lags, flat, layout, row, offset + N_STATS + N_SHAPE_AND_JERK)
+        offset = n_signals * per_signal
+        _correlations(d[w], std, layout, row, offset)
+        if layout.acc_columns.size:
+            _gravity(mean[w], layout.acc_columns, row, offset + layout.pair_left.size)
+
+
+@njit(cache=True, nogil=True)
+def _moments_and_shape(
+    x: np.ndarray, ordered: np.ndarray, mean: float, d: np.ndarray, layout: KernelLayout, row: np.ndarray, offset: int,
+) -> float:  # pragma: no cover - compiled
+    """Time-domain statistics, skew, kurtosis, mean-crossing rate and jerk of one signal; returns its std.
+
+    Percentiles are interpolated as numpy's default; skew and excess kurtosis are biased,
+    as scipy.stats' defaults. A constant signal gets std 0, which marks it for the rest.
+    """
+    n = d.size
+    var = m3 = m4 = 0.0
+    crossings = 0
+    for t in range(n):
+        v2 = d[t] * d[t]
+        var += v2
+        m3 += v2 * d[t]
+        m4 += v2 * v2
+        if t and (d[t] > 0) != (d[t - 1] > 0):
+            crossings += 1
+    var /= n
+    m3 /= n
+    m4 /= n
+    flat = var <= (FLAT_TOLERANCE * (1.0 + abs(mean))) ** 2
+
+    quantiles = np.empty(5)
+    for k in range(5):
+        low = ordered[layout.percentile_low[k]]
+        quantiles[k] = low + layout.percentile_weight[k] * (ordered[layout.percentile_high[k]] - low)
+    std = 0.0 if flat else math.sqrt(var)
+    row[offset] = mean
+    row[offset + 1] = std
+    row[offset + 2] = ordered[0]
+    row[offset + 3] = ordered[n - 1]
+    row[offset + 4] = math.sqrt(mean * mean + var)
+    row[offset + 5] = quantiles[0]  # p10
+    row[offset + 6] = quantiles[2]  # p50
+    row[offset + 7] = quantiles[4]  # p90
+    row[offset + 8] = quantiles[3] - quantiles[1]  # iqr
+
+    jerk_abs = jerk_sum = 0.0
+    for t in range(n - 1):
+        jerk = (x[t + 1] - x[t]) * layout.rate_hz
+        jerk_abs += abs(jerk)
+        jerk_sum += jerk
+    jerk_mean = jerk_sum / (n - 1)
+    jerk_var = 0.0
+    for t in range(n - 1):
+        centred = (x[t + 1] - x[t]) * layout.rate_hz - jerk_mean
+        jerk_var += centred * centred
+    shape = offset + N_STATS
+    if flat:
+        row[shape : shape + 3] = 0.0
+    else:
+        row[shape] = m3 / (var * math.sqrt(var))
+        row[shape + 1] = m4 / (var * var) - 3.0
+        row[shape + 2] = crossings / (n - 1)
+    row[shape + 3] = jerk_abs / (n - 1)
+    row[shape + 4] = math.sqrt(jerk_var / (n - 1))
+    return std
+
+
+@njit(cache=True, nogil=True)
+def _autocorrelation(d: np.ndarray, first: int, lags: np.ndarray) -> float:  # pragma: no cover - compiled
+    """``lags[j] = sum_t d[t] d[t + first + j]``; returns the lag-0 sum ``sum_t d[t]^2``.
+
+    The inner loop runs over lags, each with its own accumulator in a fresh array: the
+    compiler vectorises it without reordering any sum (3.6 µs for 8 signals of 100
+    samples and 40 lags; the lag-major loop takes 14 µs).
+    """
+    n = d.size
+    acc = np.zeros(lags.size)
+    for t in range(n - first):
+        count = min(lags.size, n - first - t)
+        later = d[t + first : t + first + count]
+        for j in range(count):
+            acc[j] += d[t] * later[j]
+    lags[:] = acc
+    energy = 0.0
+    for t in range(n):
+        energy += d[t] * d[t]
+    return energy
+
+
+@njit(cache=True, nogil=True)
+def _spectrum(
+    power: np.ndarray, energy: float, lags: np.ndarray, flat: bool, layout: KernelLayout, row: np.ndarray,
+    offset: int,
+) -> None:  # pragma: no cover - compiled
+    """dom_freq, spec_entropy, band shares, ac_peak, ac_lag of one signal (see features.spectral).
+
+    ``energy`` is the autocorrelation at lag 0 and ``lags`` at ``lag_low - 1 .. lag_high + 1``.
+    """
+    n_bins = layout.freqs.size
+    total = p_log_p = 0.0
+    best_bin = 0
+    bands = np.zeros(layout.n_bands)
+    for k in range(n_bins):
+        p = power[k]
+        total += p
+        if p > 0:
+            p_log_p += p * math.log(p)
+        if p > power[best_bin]:
+            best_bin = k
+        if layout.band_of_bin[k] >= 0:
+            bands[layout.band_of_bin[k]] += p
+    end = offset + 4 + layout.n_bands
+    row[offset:end] = 0.0
+    if flat or not total > 0:
+        return
+    row[offset] = layout.freqs[best_bin]
+    # Entropy of the shares p/T: log T - sum(p log p) / T, normalised by log(n_bins).
+    entropy = (math.log(total) - p_log_p / total) / layout.entropy_norm
+    row[offset + 1] = min(max(entropy, 0.0), 1.0)
+    for b in range(layout.n_bands):
+        row[offset + 2 + b] = bands[b] / total
+
+    # Highest local maximum of the normalised autocorrelation in the gait lag range;
+    # none (e.g. a slow drift) leaves peak and lag at 0.
+    best = -np.inf
+    best_lag = 0
+    for j in range(1, lags.size - 1):
+        centre = lags[j] / energy
+        if centre > lags[j - 1] / energy and centre >= lags[j + 1] / energy and centre > best:
+            best = centre
+            best_lag = layout.lag_low + j - 1
+    if best > -np.inf:
+        row[end - 2] = best
+        row[end - 1] = best_lag / layout.rate_hz
+
+
+@njit(cache=True, nogil=True)
+def _correlations(d: np.ndarray, std: np.ndarray, layout: KernelLayout, row: np.ndarray, offset: int) -> None:
+    """Pearson correlation of each pair within a triad; 0 when either signal is constant."""
+    n = d.shape[1]
+    for p in range(layout.pair_left.size):
+        a, b = layout.pair_left[p], layout.pair_right[p]
+        scale = std[a] * std[b]
+        covariance = 0.0
+        if scale > 0:
+            for t in range(n):
+                covariance += d[a, t] * d[b, t]
+        row[offset + p] = covariance / n / scale if scale > 0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _gravity(mean: np.ndarray, acc_columns: np.ndarray, row: np.ndarray, offset: int) -> None:
+    """Unit gravity vector (mean acceleration, normalised) and pitch, roll, tilt in radians.
+
+    pitch = atan2(-gx, hypot(gy, gz)), roll = atan2(gy, gz), tilt = angle between gravity
+    and the device z axis. A zero mean vector gives all zeros.
+    """
+    ax, ay, az = mean[acc_columns[0]], mean[acc_columns[1]], mean[acc_columns[2]]
+    norm = math.sqrt(ax * ax + ay * ay + az * az)
+    if norm == 0:
+        row[offset : offset + N_GRAVITY] = 0.0
+        return
+    ux, uy, uz = ax / norm, ay / norm, az / norm
+    row[offset] = ux
+    row[offset + 1] = uy
+    row[offset + 2] = uz
+    row[offset + 3] = math.atan2(-ux, math.hypot(uy, uz))
+    row[offset + 4] = math.atan2(uy, uz)
+    row[offset + 5] = math.acos(min(max(uz, -1.0), 1.0))
