@@ -1,4 +1,4 @@
-"""Feature extraction: our numpy engine against tsfresh and seglearn, speed and accuracy.
+"""Feature extraction: our engine (numpy + a numba kernel) against tsfresh and seglearn, speed and accuracy.
 
     python bench/bench_features.py            # about 1-2 minutes on 2 cores
 
