@@ -13,7 +13,7 @@ from pipelines.settings import Settings, find_home
 from posture_cli.main import app
 from tests.conftest import REPO, run_cli
 
-HEAVY = ("prefect", "mlflow", "sklearn", "pandas")
+HEAVY = ("prefect", "mlflow", "sklearn", "pandas", "numba")
 
 
 def test_help_lists_the_command_tree() -> None:
