@@ -36,6 +36,10 @@ ENV PYTHONUNBUFFERED=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false
 USER posture
 WORKDIR /srv/posture
+# Compile the featurizer (numba) into NUMBA_CACHE_DIR now, so that no container start pays
+# it (seconds); a host whose CPU differs from the build host's recompiles once.
+RUN python -c "import numpy as np; from features.contract import ALL_CHANNELS; \
+from features.extract import extract_features; extract_features(np.zeros((1, 100, 6)), ALL_CHANNELS, 50.0)"
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
