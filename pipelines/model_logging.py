@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.extract import feature_names
 from features.spec import WindowSpec
 from pipelines.evaluate import Evaluation
 from pipelines.registry import (
@@ -26,6 +27,7 @@ from pipelines.settings import Settings
 from pipelines.windowing import WindowedDataset
 
 if TYPE_CHECKING:
+    from pipelines.featurize import FeatureTable
     from pipelines.train import TrainRequest
 
 PREDICTIONS_ARTIFACT = "evaluation/window_predictions.parquet"
@@ -50,7 +52,7 @@ def confusion_figure(evaluation: Evaluation) -> Any:
     return fig
 
 
-def window_predictions_frame(windowed: WindowedDataset, oof: np.ndarray, fitted: np.ndarray) -> Any:
+def window_predictions_frame(windowed: WindowedDataset | FeatureTable, oof: np.ndarray, fitted: np.ndarray) -> Any:
     """Per training window: where it is, its label, the out-of-fold and the fitted model's prediction."""
     import pandas as pd
 
@@ -72,6 +74,35 @@ def model_files(folder: Path, spec: WindowSpec, forest: Any, n_features: int) ->
     spec_path = folder / SPEC_FILE
     spec_path.write_text(json.dumps(spec.to_dict(), indent=2))
     return [str(spec_path), str(export_forest(forest, n_features, folder / ONNX_FILE))]
+
+
+def log_model_with_evaluation(
+    folder: Path, spec: WindowSpec, forest: Any, features: np.ndarray, windowed: WindowedDataset | FeatureTable,
+    oof_predictions: np.ndarray, cv: Evaluation,
+) -> Any:
+    """In the active MLflow run: what every trained forest carries, then the forest itself.
+
+    The feature names, the CV report and its confusion matrix, each training window's
+    out-of-fold and fitted prediction, and the model in MLflow's sklearn flavour with its
+    spec and ONNX export (written to ``folder`` first). Returns ``log_model``'s ModelInfo.
+    """
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.log_dict({"feature_names": feature_names(spec.channels, spec.rate_hz)}, "features/feature_names.json")
+    mlflow.log_dict(cv.to_dict(), "evaluation/cv.json")
+    mlflow.log_figure(confusion_figure(cv), "evaluation/confusion_matrix.png")
+    predictions_path = folder / Path(PREDICTIONS_ARTIFACT).name
+    window_predictions_frame(windowed, oof_predictions, forest.predict(features)).to_parquet(predictions_path, index=False)
+    mlflow.log_artifact(str(predictions_path), str(Path(PREDICTIONS_ARTIFACT).parent))
+    return mlflow.sklearn.log_model(
+        forest,
+        name="model",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=MODEL_PIP_REQUIREMENTS,
+        extra_files=model_files(folder, spec, forest, features.shape[1]),
+        metadata={"posture_spec": spec.to_dict()},
+    )
 
 
 def ensure_registered(client: Any, name: str) -> None:
@@ -98,7 +129,6 @@ def log_training_run(
     cv: Evaluation,
     test: Evaluation | None,
     manifest: dict[str, Any],
-    names: list[str],
 ) -> dict[str, Any]:
     settings = Settings(
         mlflow_tracking_uri=request.tracking_uri or None,
@@ -109,10 +139,8 @@ def log_training_run(
     client = connect(settings)
     experiment_id = ensure_experiment(client, settings)
     import mlflow
-    import mlflow.sklearn
 
     metrics = cv.metrics("cv") | (test.metrics("test") if test else {})
-    fitted = forest.predict(features)
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(
             {**request.model_dump(exclude={"tracking_uri", "artifacts_dir"}), "n_windows": len(windowed.labels),
@@ -121,22 +149,9 @@ def log_training_run(
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(manifest, "dataset/manifest.json")
-        mlflow.log_dict({"feature_names": names}, "features/feature_names.json")
-        mlflow.log_dict(cv.to_dict(), "evaluation/cv.json")
         if test:
             mlflow.log_dict(test.to_dict(), "evaluation/test.json")
-        mlflow.log_figure(confusion_figure(cv), "evaluation/confusion_matrix.png")
-        predictions_path = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
-        window_predictions_frame(windowed, oof_predictions, fitted).to_parquet(predictions_path, index=False)
-        mlflow.log_artifact(str(predictions_path), "evaluation")
-        info = mlflow.sklearn.log_model(
-            forest,
-            name="model",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pip_requirements=MODEL_PIP_REQUIREMENTS,
-            extra_files=model_files(Path(tmp), spec, forest, features.shape[1]),
-            metadata={"posture_spec": spec.to_dict()},
-        )
+        info = log_model_with_evaluation(Path(tmp), spec, forest, features, windowed, oof_predictions, cv)
         ensure_registered(client, request.model_name)
         version = str(client.create_model_version(
             request.model_name,

@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from features.extract import feature_names
 from features.spec import WindowSpec
 from pipelines.champion import MANIFEST_ARTIFACT, Champion
 from pipelines.comparison import Decision
 from pipelines.evaluate import Evaluation
 from pipelines.featurize import FeatureTable
-from pipelines.model_logging import ensure_registered, model_files, confusion_figure, window_predictions_frame
-from pipelines.registry import MODEL_PIP_REQUIREMENTS, SKOPS_TRUSTED_TYPES, connect, ensure_experiment
+from pipelines.model_logging import ensure_registered, log_model_with_evaluation
+from pipelines.registry import connect, ensure_experiment
 from pipelines.settings import Settings
 
 
@@ -65,7 +64,6 @@ def log_retrain_run(
 ) -> dict[str, str]:
     """Log the decision run and register the challenger as a new version (no alias yet)."""
     import mlflow
-    import mlflow.sklearn
 
     client = connect(settings)
     experiment_id = ensure_experiment(client, settings)
@@ -75,27 +73,17 @@ def log_retrain_run(
         "posture.alias": decision.alias, "posture.champion_version": champion.version if champion else "",
         "posture.dataset": context["dataset"], "posture.batch": context["batch"],
     }
-    spec, table = challenger.spec, challenger.table
+    table = challenger.table
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"retrain {context['batch']}", tags=tags) as run, \
             tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(decision_params(challenger, champion, context["margin"], context["comparison"]))
         mlflow.log_metrics(metrics)
         mlflow.log_dict(context["manifest"], MANIFEST_ARTIFACT)
         mlflow.log_dict({"new_files": context["new_files"], **tags}, "decision.json")
-        mlflow.log_dict({"feature_names": feature_names(spec.channels, spec.rate_hz)}, "features/feature_names.json")
-        mlflow.log_dict(challenger.cv.to_dict(), "evaluation/cv.json")
         if champion_cv:
             mlflow.log_dict(champion_cv.to_dict(), "evaluation/champion_cv.json")
-        mlflow.log_figure(confusion_figure(challenger.cv), "evaluation/confusion_matrix.png")
-        predictions = Path(tmp) / "window_predictions.parquet"
-        window_predictions_frame(table, challenger.oof, challenger.forest.predict(table.features)).to_parquet(  # type: ignore[arg-type]
-            predictions, index=False
-        )
-        mlflow.log_artifact(str(predictions), "evaluation")
-        info = mlflow.sklearn.log_model(
-            challenger.forest, name="model", skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pip_requirements=MODEL_PIP_REQUIREMENTS, metadata={"posture_spec": spec.to_dict()},
-            extra_files=model_files(Path(tmp), spec, challenger.forest, table.features.shape[1]),
+        info = log_model_with_evaluation(
+            Path(tmp), challenger.spec, challenger.forest, table.features, table, challenger.oof, challenger.cv
         )
         ensure_registered(client, settings.model_name)
         version = client.create_model_version(

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from features.contract import ACC_CHANNELS, ALL_CHANNELS
 from features.errors import DataError
-from features.extract import FEATURE_SET_VERSION, extract_features, feature_names
+from features.extract import FEATURE_SET_VERSION, extract_features
 from features.spec import WindowSpec
 from pipelines.dataset import load_dataset
 from pipelines.evaluate import Evaluation, make_folds, out_of_fold_predictions, score
@@ -154,7 +154,6 @@ def train_flow(request: TrainRequest) -> dict[str, Any]:
                 cv=cv,
                 test=test,
                 manifest=manifest,
-                names=feature_names(spec.channels, spec.rate_hz),
             )
         )
     return result
