@@ -1,14 +1,15 @@
 """The per-window feature arithmetic, compiled with numba.
 
-``fill_features`` turns one block of prepared signals into feature rows in a single
-pass per signal. numpy would need ~150 array operations per block, each with a fixed
-cost of microseconds: that overhead, not the arithmetic, dominated the small batches
-a server featurizes (0.2 ms for one window). Compiled, one window costs ~10 µs.
+``fill_features`` turns one block of prepared signals into feature rows, one pass per
+signal. In numpy the same arithmetic took ~150 array operations per block, each with a
+fixed cost of microseconds: that overhead, not the arithmetic, dominated the small
+batches a server featurizes. Measured here on 100 x 6 windows, ``extract_features``
+went from ~210 to ~45 µs for one window and from ~60 to ~18 µs per window in batches.
 
-The sort and the FFT stay in numpy, batched (its sort is SIMD, 15x faster than numba's
-on 100 samples); this module reads their results. Column order is the one ``features.extract.feature_names`` gives.
-``cache=True`` keeps the machine code in ``__pycache__`` (or ``NUMBA_CACHE_DIR``), so
-only the first process on a machine pays the compile (a few seconds).
+The sort and the FFT stay in numpy, batched (numpy's sort is SIMD, 15x faster than
+numba's on 100 samples); this module reads their results. Columns are in the order
+``features.extract.feature_names`` gives. ``cache=True`` keeps the machine code in
+``__pycache__`` (or ``NUMBA_CACHE_DIR``): only a machine's first process compiles (~4 s).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from numba import njit
 FLAT_TOLERANCE = 1e-9
 N_STATS = 9  # mean, std, min, max, rms, p10, p50, p90, iqr
 N_SHAPE_AND_JERK = 5  # skew, kurtosis, mcr, jerk_mean, jerk_std
+N_SPECTRAL = 4  # dom_freq, spec_entropy, ac_peak, ac_lag; plus one share per band
 N_GRAVITY = 6
 
 
@@ -49,14 +51,14 @@ class KernelLayout(NamedTuple):
 def fill_features(
     x: np.ndarray, ordered: np.ndarray, mean: np.ndarray, d: np.ndarray, power: np.ndarray,
     layout: KernelLayout, out: np.ndarray,
-) -> None:  # pragma: no cover - compiled; covered through extract_features
+) -> None:
     """Write the feature rows of a block into ``out`` (n, n_features).
 
     ``x`` (n, n_signals, n_samples) holds the signals, ``ordered`` each one sorted,
     ``mean`` their means and ``d`` them demeaned; ``power`` is ``|rfft(d)|^2`` without DC.
     """
     n_windows, n_signals, n_samples = x.shape
-    per_signal = N_STATS + N_SHAPE_AND_JERK + 4 + layout.n_bands
+    per_signal = N_STATS + N_SHAPE_AND_JERK + N_SPECTRAL + layout.n_bands
     std = np.empty(n_signals)
     first_lag = layout.lag_low - 1  # the lags either side of the searched range are needed too
     lags = np.empty(max(0, layout.lag_high - layout.lag_low + 3))
@@ -77,7 +79,7 @@ def fill_features(
 @njit(cache=True, nogil=True)
 def _moments_and_shape(
     x: np.ndarray, ordered: np.ndarray, mean: float, d: np.ndarray, layout: KernelLayout, row: np.ndarray, offset: int,
-) -> float:  # pragma: no cover - compiled
+) -> float:
     """Time-domain statistics, skew, kurtosis, mean-crossing rate and jerk of one signal; returns its std.
 
     Percentiles are interpolated as numpy's default; skew and excess kurtosis are biased,
@@ -136,7 +138,7 @@ def _moments_and_shape(
 
 
 @njit(cache=True, nogil=True)
-def _autocorrelation(d: np.ndarray, first: int, lags: np.ndarray) -> float:  # pragma: no cover - compiled
+def _autocorrelation(d: np.ndarray, first: int, lags: np.ndarray) -> float:
     """``lags[j] = sum_t d[t] d[t + first + j]``; returns the lag-0 sum ``sum_t d[t]^2``.
 
     The inner loop runs over lags, each with its own accumulator in a fresh array: the
@@ -161,7 +163,7 @@ def _autocorrelation(d: np.ndarray, first: int, lags: np.ndarray) -> float:  # p
 def _spectrum(
     power: np.ndarray, energy: float, lags: np.ndarray, flat: bool, layout: KernelLayout, row: np.ndarray,
     offset: int,
-) -> None:  # pragma: no cover - compiled
+) -> None:
     """dom_freq, spec_entropy, band shares, ac_peak, ac_lag of one signal (see features.spectral).
 
     ``energy`` is the autocorrelation at lag 0 and ``lags`` at ``lag_low - 1 .. lag_high + 1``.
@@ -179,7 +181,7 @@ def _spectrum(
             best_bin = k
         if layout.band_of_bin[k] >= 0:
             bands[layout.band_of_bin[k]] += p
-    end = offset + 4 + layout.n_bands
+    end = offset + N_SPECTRAL + layout.n_bands
     row[offset:end] = 0.0
     if flat or not total > 0:
         return

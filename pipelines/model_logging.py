@@ -93,7 +93,8 @@ def log_model_with_evaluation(
     mlflow.log_dict(cv.to_dict(), "evaluation/cv.json")
     mlflow.log_figure(confusion_figure(cv), "evaluation/confusion_matrix.png")
     predictions_path = folder / Path(PREDICTIONS_ARTIFACT).name
-    window_predictions_frame(windowed, oof_predictions, forest.predict(features)).to_parquet(predictions_path, index=False)
+    fitted = forest.predict(features)
+    window_predictions_frame(windowed, oof_predictions, fitted).to_parquet(predictions_path, index=False)
     mlflow.log_artifact(str(predictions_path), str(Path(PREDICTIONS_ARTIFACT).parent))
     return mlflow.sklearn.log_model(
         forest,
