@@ -68,7 +68,7 @@ def _warm_up(served: ServedModel) -> None:
     """Predict one still window, so that no request pays the first call's set-up.
 
     The first ``extract_features`` in a process loads the compiled featurizer (numba:
-    ~0.1 s from its cache, seconds on a machine's very first run); the engine builds
+    ~0.25 s from its cache, ~4 s on a machine's very first run); the engine builds
     its own state on its first call too.
     """
     spec = served.spec
