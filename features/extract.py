@@ -132,7 +132,7 @@ def _layout(channels: tuple[str, ...], n_samples: int, rate_hz: float) -> _Layou
         percentile_high=np.minimum(low + 1, n_samples - 1),
         percentile_weight=positions - low,
         freqs=freqs,
-        band_of_bin=band_of_bin(n_samples, rate_hz),
+        band_of_bin=band_of_bin(freqs, rate_hz),
         n_bands=len(bands_for_rate(rate_hz)),
         entropy_norm=math.log(max(freqs.size, 2)),
         lag_low=lag_low,

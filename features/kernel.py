@@ -61,14 +61,14 @@ def fill_features(
     per_signal = N_STATS + N_SHAPE_AND_JERK + N_SPECTRAL + layout.n_bands
     std = np.empty(n_signals)
     first_lag = layout.lag_low - 1  # the lags either side of the searched range are needed too
-    lags = np.empty(max(0, layout.lag_high - layout.lag_low + 3))
+    n_lags = max(0, layout.lag_high - layout.lag_low + 3)
     for w in range(n_windows):
         row = out[w]
         for s in range(n_signals):
             offset = s * per_signal
             std[s] = _moments_and_shape(x[w, s], ordered[w, s], mean[w, s], d[w, s], layout, row, offset)
             flat = std[s] == 0.0
-            energy = _autocorrelation(d[w, s], first_lag, lags)
+            energy, lags = _autocorrelation(d[w, s], first_lag, n_lags)
             _spectrum(power[w, s], energy, lags, flat, layout, row, offset + N_STATS + N_SHAPE_AND_JERK)
         offset = n_signals * per_signal
         _correlations(d[w], std, layout, row, offset)
@@ -138,25 +138,24 @@ def _moments_and_shape(
 
 
 @njit(cache=True, nogil=True)
-def _autocorrelation(d: np.ndarray, first: int, lags: np.ndarray) -> float:
-    """``lags[j] = sum_t d[t] d[t + first + j]``; returns the lag-0 sum ``sum_t d[t]^2``.
+def _autocorrelation(d: np.ndarray, first: int, n_lags: int) -> tuple[float, np.ndarray]:
+    """The lag-0 sum ``sum_t d[t]^2`` and ``lags[j] = sum_t d[t] d[t + first + j]`` for ``n_lags`` lags.
 
     The inner loop runs over lags, each with its own accumulator in a fresh array: the
     compiler vectorises it without reordering any sum (3.6 µs for 8 signals of 100
     samples and 40 lags; the lag-major loop takes 14 µs).
     """
     n = d.size
-    acc = np.zeros(lags.size)
+    lags = np.zeros(n_lags)
     for t in range(n - first):
-        count = min(lags.size, n - first - t)
+        count = min(n_lags, n - first - t)
         later = d[t + first : t + first + count]
         for j in range(count):
-            acc[j] += d[t] * later[j]
-    lags[:] = acc
+            lags[j] += d[t] * later[j]
     energy = 0.0
     for t in range(n):
         energy += d[t] * d[t]
-    return energy
+    return energy, lags
 
 
 @njit(cache=True, nogil=True)

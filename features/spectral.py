@@ -43,9 +43,8 @@ def autocorr_lag_range(n_samples: int, rate_hz: float) -> tuple[int, int]:
     return low, high
 
 
-def band_of_bin(n_samples: int, rate_hz: float) -> np.ndarray:
-    """For each non-DC bin of ``rfft(d, n_samples)``: the index of its band, or -1 for none."""
-    freqs = bin_frequencies(n_samples, rate_hz)
+def band_of_bin(freqs: np.ndarray, rate_hz: float) -> np.ndarray:
+    """For each bin frequency (``bin_frequencies``): the index of its band, or -1 for none."""
     index = np.full(freqs.size, -1, dtype=np.intp)
     for b, (lo, hi) in enumerate(bands_for_rate(rate_hz)):
         index[(freqs >= lo) & (freqs < hi)] = b
