@@ -14,8 +14,10 @@ from features.errors import SpecError
 class WindowSpec:
     """How a recording becomes windows: sampling rate, window length and hop, channels.
 
-    ``classes`` and ``feature_set_version`` are filled in by training and travel with
-    the model; predict and serve read them from the model, never from flags.
+    ``classes``, ``feature_set_version`` and ``transitions`` are filled in by training and
+    travel with the model; predict and serve read them from the model, never from flags.
+    ``transitions`` is the smoothing filter's (K x K) matrix in ``classes`` order
+    (``features.smoothing``); empty for models trained before it.
     """
 
     rate_hz: float = DEFAULT_RATE_HZ
@@ -24,6 +26,7 @@ class WindowSpec:
     channels: tuple[str, ...] = ALL_CHANNELS
     feature_set_version: str = ""
     classes: tuple[str, ...] = field(default_factory=tuple)
+    transitions: tuple[tuple[float, ...], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if self.rate_hz <= 0:
@@ -51,6 +54,7 @@ class WindowSpec:
         return {
             "rate_hz": self.rate_hz, "window_s": self.window_s, "hop_s": self.hop_s, "channels": list(self.channels),
             "feature_set_version": self.feature_set_version, "classes": list(self.classes),
+            "transitions": [list(row) for row in self.transitions],
         }
 
     @classmethod
@@ -62,4 +66,5 @@ class WindowSpec:
             channels=tuple(data["channels"]),
             feature_set_version=str(data.get("feature_set_version", "")),
             classes=tuple(data.get("classes", ())),
+            transitions=tuple(tuple(float(v) for v in row) for row in data.get("transitions", ())),
         )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from features.errors import PostureError
-from pipelines.evaluate import Evaluation, out_of_fold_predictions, score
+from pipelines.evaluate import Evaluation, labels_of, out_of_fold_probabilities, score
 from pipelines.featurize import FeatureTable
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
@@ -59,8 +59,9 @@ def folds_for(groups: np.ndarray, assignment: dict[str, int], train_mask: np.nda
 def cross_validate(
     table: FeatureTable, folds: Folds, make_model: Callable[[], Any], classes: list[str], scheme: str
 ) -> tuple[Evaluation, np.ndarray]:
-    predicted = out_of_fold_predictions(make_model, table.features, table.labels, folds)
-    return score(table.labels, predicted, classes, scheme), predicted
+    probabilities = out_of_fold_probabilities(make_model, table.features, table.labels, folds, classes)
+    predicted = labels_of(probabilities, classes)
+    return score(table.labels, predicted, classes, scheme, table.groups), predicted
 
 
 @dataclass(frozen=True)

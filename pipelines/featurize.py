@@ -20,7 +20,7 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from features.errors import PostureError
-from features.extract import extract_features, feature_names
+from features.feature_sets import feature_names_for, featurize
 from features.spec import WindowSpec
 from pipelines.dataset import TABLE_FILE
 from pipelines.progress import report
@@ -46,7 +46,7 @@ class FeatureTable:
     @classmethod
     def empty(cls, spec: WindowSpec) -> "FeatureTable":
         blank = np.empty(0, dtype=object)
-        n_features = len(feature_names(spec.channels, spec.rate_hz))
+        n_features = len(feature_names_for(spec))
         return cls(np.empty((0, n_features)), blank, blank, blank, np.empty(0))
 
 
@@ -68,11 +68,10 @@ def featurize_batch_task(dataset_dir: str, recordings: list[str], spec: WindowSp
     import pandas as pd
 
     frame = pd.read_parquet(Path(dataset_dir) / TABLE_FILE, filters=[("recording", "in", list(recordings))])
-    labelled = frame[frame["label"].notna()]
-    if not (labelled.groupby("recording").size() >= spec.window_samples).any():
+    if frame["label"].isna().all() or not (frame.groupby("recording").size() >= spec.window_samples).any():
         return FeatureTable.empty(spec)
-    windowed = window_dataset(labelled, spec)
-    features = extract_features(windowed.windows, spec.channels, spec.rate_hz)
+    windowed = window_dataset(frame, spec)
+    features = featurize(windowed.windows, spec, windowed.uprights)
     return FeatureTable(features, windowed.labels, windowed.groups, windowed.recordings, windowed.starts_s)
 
 

@@ -29,6 +29,7 @@ class IngestRequest(BaseModel):
     label: str | None = None
     subject: str | None = None
     ts_rate_hz: float | None = None
+    keep_transitions: bool = False
     sample: bool = False
 
 
@@ -44,6 +45,7 @@ def read_options(request: IngestRequest) -> Any:
         subject=request.subject,
         rate_hz=request.ts_rate_hz,
         max_gap_s=request.max_gap_s,
+        keep_transitions=request.keep_transitions,
     )
 
 

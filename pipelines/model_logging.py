@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.extract import feature_names
+from features.feature_sets import feature_names_for
 from features.spec import WindowSpec
 from pipelines.evaluate import Evaluation
 from pipelines.registry import (
@@ -89,7 +89,8 @@ def log_model_with_evaluation(
     import mlflow
     import mlflow.sklearn
 
-    mlflow.log_dict({"feature_names": feature_names(spec.channels, spec.rate_hz)}, "features/feature_names.json")
+    mlflow.log_dict({"feature_names": feature_names_for(spec)}, "features/feature_names.json")
+    mlflow.log_dict({"per_subject": cv.per_subject}, "evaluation/per_subject.json")
     mlflow.log_dict(cv.to_dict(), "evaluation/cv.json")
     mlflow.log_figure(confusion_figure(cv), "evaluation/confusion_matrix.png")
     predictions_path = folder / Path(PREDICTIONS_ARTIFACT).name

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.errors import SpecError
-from features.extract import extract_features
-from features.smoothing import causal_mean_smoothing
+from features.feature_sets import featurize, window_uprights
+from features.smoothing import ForwardFilter
 from features.windows import sliding_windows, window_starts
 from pipelines.recording import Recording
 from pipelines.registry import LoadedModel
@@ -54,9 +54,12 @@ def check_channels(recording: Recording, model: LoadedModel) -> None:
 
 
 def predict_recording(
-    model: LoadedModel, recording: Recording, smooth: int = 0, max_gap_s: float = 0.5
+    model: LoadedModel, recording: Recording, smooth: bool = False, max_gap_s: float = 0.5
 ) -> WindowPredictions:
-    """Resample to the model's rate, window every gap-free segment, predict all windows at once."""
+    """Resample to the model's rate, window every gap-free segment, predict all windows at once.
+
+    ``smooth`` runs the model's causal forward filter over the windows in time order.
+    """
     from pipelines.readers import resample_recording
 
     check_channels(recording, model)
@@ -76,10 +79,10 @@ def predict_recording(
             "in every gap-free stretch.",
             f"record at least {spec.window_s} s without gaps.",
         )
-    features = extract_features(all_windows, spec.channels, spec.rate_hz)
+    features = featurize(all_windows, spec, window_uprights(all_windows, spec))
     probabilities = model.engine.predict_proba(features)
-    if smooth > 1:
-        probabilities = causal_mean_smoothing(probabilities, smooth)
+    if smooth:
+        probabilities = ForwardFilter.for_spec(spec).run(probabilities)
     start = np.concatenate(starts)
     return WindowPredictions(
         start=start, end=start + spec.window_s, probabilities=probabilities, classes=list(model.engine.classes)

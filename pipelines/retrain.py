@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,15 +27,21 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, model_validator
 
 from features.errors import DataError, PostureError
-from features.extract import FEATURE_SET_VERSION
+from features.feature_sets import DEFAULT_FEATURE_SET, IMU_STATS_1
 from features.spec import WindowSpec
 from pipelines.champion import Champion, champion_version, find_champion
 from pipelines.comparison import Decision, assign_subject_folds, cross_validate, decide, folds_for
 from pipelines.dataset import MANIFEST_FILE
-from pipelines.evaluate import Evaluation
+from pipelines.evaluate import Evaluation, transitions_for
 from pipelines.featurize import FeatureTable, featurize_flow, task_runner
 from pipelines.incoming import (
-    IncomingFiles, check_new_recordings, dataset_lock, grow_dataset, move_to_processed, scan_incoming, select_new,
+    IncomingFiles,
+    check_new_recordings,
+    dataset_lock,
+    grow_dataset,
+    move_to_processed,
+    scan_incoming,
+    select_new,
 )
 from pipelines.progress import report
 from pipelines.recording import Recording
@@ -161,9 +168,12 @@ def check_label_set(manifest: dict[str, Any], champion: Champion | None) -> list
     return labels
 
 
-def _spec(manifest: dict[str, Any], window_s: float, hop_s: float, channels: tuple[str, ...], classes: list[str]) -> WindowSpec:
+def _spec(
+    manifest: dict[str, Any], window_s: float, hop_s: float, channels: tuple[str, ...], classes: list[str],
+    feature_set: str = DEFAULT_FEATURE_SET,
+) -> WindowSpec:
     return WindowSpec(rate_hz=float(manifest["rate_hz"]), window_s=window_s, hop_s=hop_s, channels=channels,
-                      feature_set_version=FEATURE_SET_VERSION, classes=tuple(classes))
+                      feature_set_version=feature_set, classes=tuple(classes))
 
 
 @task(cache_policy=NO_CACHE)
@@ -243,7 +253,8 @@ def _recipes(
     channels = choose_channels(list(manifest["channels"]), request.channels)
     specs = {"challenger": _spec(manifest, settings.window_s, settings.hop_s, channels, classes)}
     if champion:
-        specs["champion"] = _spec(manifest, champion.spec.window_s, champion.spec.hop_s, champion.spec.channels, classes)
+        specs["champion"] = _spec(manifest, champion.spec.window_s, champion.spec.hop_s, champion.spec.channels, classes,
+                                  champion.spec.feature_set_version or IMU_STATS_1)
     return specs
 
 
@@ -287,7 +298,10 @@ def _decide_and_publish(
     (cv, oof), champion_cv, basis = compare_task(tables, settings, champion, classes)
     decision = decide(cv.macro_f1, champion_cv.macro_f1 if champion_cv else None, request.margin)
     forest = fit_task(tables["challenger"], settings.trees, settings.random_state)
-    challenger = Challenger(specs["challenger"], settings.trees, settings.random_state, forest, tables["challenger"], cv, oof)
+    table = tables["challenger"]
+    transitions = transitions_for(table.labels, table.recordings, table.starts_s, classes)
+    spec = replace(specs["challenger"], transitions=tuple(map(tuple, transitions.tolist())))
+    challenger = Challenger(spec, settings.trees, settings.random_state, forest, table, cv, oof)
     context = {"dataset": settings.default_dataset, "batch": incoming.batch, "margin": request.margin,
                "comparison": basis, "manifest": manifest, "new_files": incoming.new}
     published = publish_task(settings, challenger, champion, champion_cv, decision, context)

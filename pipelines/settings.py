@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     hop_s: float = 1.0
     max_gap_s: float = 0.5
     trees: int = 100
-    cv_folds: int = 5
+    cv: str = Field("auto", description="Cross-validation of `posture train`: auto, loso or group-kfold:N.")
+    cv_folds: int = Field(5, description="Subject folds of `posture retrain`'s comparison.")
     random_state: int = 0
 
     # serving
@@ -60,10 +61,13 @@ class Settings(BaseSettings):
     log_flush_interval_s: float = 0.25
     batch_tick_ms: float = 4.0
     max_batch_windows: int = Field(256, description="Windows per micro-batch at most (~15 ms of the event loop).")
-    smooth_k: int = 5
     reload_interval_s: float = 10.0
     max_frame_bytes: int = 65536
     max_samples_per_frame: int = 1000
+    max_upsampling: float = Field(
+        10.0, ge=1.0, description="Lowest input rate accepted: the model's rate / this. It also caps the "
+        "samples one frame, request or push makes on the model's grid: max_samples_per_frame x this.",
+    )
     rate_limit_per_s: float = 200.0
     rate_limit_burst: int = 400
     heartbeat_interval_s: float = 20.0

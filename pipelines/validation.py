@@ -40,8 +40,8 @@ def validate_frame(
         check_declared_units(clean, source, options)
     clean = to_canonical_units(clean, options)
     meta = [c for c in META_COLUMNS if c in clean.columns and c != "recording"]
-    for column in meta:
-        clean[column] = clean[column].astype(str)
+    for column in meta:  # strings; a missing value (an unlabelled sample) stays missing, not "None"
+        clean[column] = clean[column].astype(str).where(clean[column].notna())
     return clean[[TIME_COLUMN, *channels, *meta]].reset_index(drop=True), rejected
 
 

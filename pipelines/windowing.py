@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.errors import DataError
+from features.feature_sets import window_uprights
 from features.spec import WindowSpec
 from features.windows import sliding_windows, window_starts
 
@@ -26,17 +27,27 @@ class WindowedDataset:
     groups: np.ndarray  # (n_windows,) subject of each window (recording when no subject)
     recordings: np.ndarray  # (n_windows,) recording name
     starts_s: np.ndarray  # (n_windows,) window start, seconds from the recording's start
+    uprights: np.ndarray  # (n_windows, 3) the wearer's upright each window saw (features.upright), NaN: none yet
 
 
 def _majority_labels(codes: np.ndarray, window: int, hop: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Majority label code and its share for every window of an int-coded label column."""
+    """Majority label code and its share for every window of an int-coded label column.
+
+    Codes run 0..n_classes-1; the code ``n_classes`` (unlabelled) can win the majority too.
+    """
     coded = sliding_windows(codes[:, None], window, hop)[:, :, 0]  # (n_windows, window)
-    counts = np.stack([(coded == k).sum(axis=1) for k in range(n_classes)], axis=1)
+    counts = np.stack([(coded == k).sum(axis=1) for k in range(n_classes + 1)], axis=1)
     return counts.argmax(axis=1), counts.max(axis=1) / window
 
 
 def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
-    """Windows of every recording, labelled by majority; impure windows dropped."""
+    """Windows of every recording, labelled by majority; impure and unlabelled windows dropped.
+
+    Windows run over each whole recording, unlabelled samples included, so a window never
+    joins samples either side of an unlabelled stretch; it is training data only when
+    ``MIN_LABEL_PURITY`` of its samples carry one label. Every window of a recording, kept or
+    not, moves its upright estimate on, as it would in a live stream.
+    """
     missing = [c for c in spec.channels if c not in frame.columns]
     if missing:
         raise DataError(
@@ -47,19 +58,24 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
     if labelled.empty:
         raise DataError("The dataset has no labelled rows.", "ingest with --label or a label column.")
     classes = np.array(sorted(labelled["label"].unique()))
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("windows", "labels", "groups", "recordings", "starts")}
-    for name, rec in labelled.groupby("recording", sort=True):
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("windows", "labels", "groups", "recordings", "starts", "uprights")
+    }
+    for name, rec in frame.groupby("recording", sort=True):
         values = rec[list(spec.channels)].to_numpy(np.float32)
         starts = window_starts(len(values), spec.window_samples, spec.hop_samples)
         if starts.size == 0:
             continue
-        codes = np.searchsorted(classes, rec["label"].to_numpy())
+        labels = rec["label"]
+        codes = np.where(labels.notna(), np.searchsorted(classes, labels.fillna(classes[0]).to_numpy()), len(classes))
         majority, purity = _majority_labels(codes, spec.window_samples, spec.hop_samples, len(classes))
-        keep = purity >= MIN_LABEL_PURITY
+        keep = (purity >= MIN_LABEL_PURITY) & (majority < len(classes))
         subject = rec["subject"].iloc[0]
         group = str(subject) if subject is not None and subject == subject else str(name)
         timestamps = rec["timestamp"].to_numpy()
-        parts["windows"].append(sliding_windows(values, spec.window_samples, spec.hop_samples)[keep])
+        windows = sliding_windows(values, spec.window_samples, spec.hop_samples)
+        parts["windows"].append(windows[keep])
+        parts["uprights"].append(window_uprights(windows, spec)[keep])
         parts["labels"].append(classes[majority[keep]])
         parts["groups"].append(np.full(keep.sum(), group, dtype=object))
         parts["recordings"].append(np.full(keep.sum(), str(name), dtype=object))
@@ -74,4 +90,5 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
         groups=np.concatenate(parts["groups"]),
         recordings=np.concatenate(parts["recordings"]),
         starts_s=np.concatenate(parts["starts"]),
+        uprights=np.concatenate(parts["uprights"]),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -13,7 +13,7 @@ from posture_cli.stages import show_stages
 
 @user_errors
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders: CSV, Parquet, .ts, Sensor Logger or phyphox exports.")] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders: CSV, Parquet, .ts, Sensor Logger or phyphox exports, UCI HAPT (folder or zip).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name (default: 'sample' with --sample, else required).")] = None,
     sample: Annotated[bool, typer.Option("--sample", help="Build the built-in synthetic sample dataset.")] = False,
     column_map: Annotated[Optional[list[str]], typer.Option("--map", help="Column mapping CANONICAL=SOURCE, e.g. --map ax=accX (repeatable).")] = None,
@@ -25,6 +25,7 @@ def ingest(
     rate: Annotated[Optional[float], typer.Option("--rate", help="Resample to this rate in Hz (default 50).")] = None,
     ts_rate: Annotated[Optional[float], typer.Option("--ts-rate", help="Sampling rate of .ts files, which carry no timestamps.")] = None,
     max_gap: Annotated[Optional[float], typer.Option("--max-gap", help="Gaps longer than this (s) split a recording.")] = None,
+    hapt_transitions: Annotated[Literal["keep", "drop"], typer.Option("--hapt-transitions", help="UCI HAPT postural transitions (stand_to_sit ...): drop (leave unlabelled) or keep as labels.")] = "drop",
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where datasets go (POSTURE_DATA_DIR).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
@@ -52,6 +53,7 @@ def ingest(
         label=label,
         subject=subject,
         ts_rate_hz=ts_rate,
+        keep_transitions=hapt_transitions == "keep",
         sample=sample,
     )
     with show_stages("ingest", enabled=not as_json):

@@ -53,7 +53,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
-def predict_file(path: Path, model: Any, options: Any, smooth: int, max_gap_s: float) -> Any:
+def predict_file(path: Path, model: Any, options: Any, smooth: bool, max_gap_s: float) -> Any:
     """All recordings in one file -> one frame (with a ``recording`` column when several)."""
     import pandas as pd
 
@@ -97,7 +97,7 @@ def predict(
     model_ref: Annotated[Optional[str], typer.Option("--model", "-m", help="Model URI, version number or alias (default: the champion).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file ('-' for CSV on stdout); a folder for several inputs.")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="csv, json or parquet (default: from --out's extension, else csv).")] = None,
-    smooth: Annotated[int, typer.Option("--smooth", help="Average probabilities over the last N windows (causal); 0 = off.")] = 0,
+    smooth: Annotated[bool, typer.Option("--smooth", help="Smooth probabilities with the model's causal forward filter (what the server's smoothed_* fields use).")] = False,
     column_map: Annotated[Optional[list[str]], typer.Option("--map", help="Column mapping CANONICAL=SOURCE (repeatable).")] = None,
     acc_units: Annotated[str, typer.Option("--acc-units", help="m/s2 or g.")] = "m/s2",
     gyro_units: Annotated[str, typer.Option("--gyro-units", help="rad/s or deg/s.")] = "rad/s",
@@ -125,7 +125,7 @@ def predict(
         raise typer.Exit(1)
 
 
-def _run(files: list[Path], model: Any, options: Any, smooth: int, max_gap_s: float, out: Path | None, fmt: str) -> int:
+def _run(files: list[Path], model: Any, options: Any, smooth: bool, max_gap_s: float, out: Path | None, fmt: str) -> int:
     from rich.progress import Progress
 
     failures, rows_written = 0, 0

@@ -5,6 +5,8 @@ Pure numpy, no I/O. Each batch extends per-sensor tracks; grid samples are emitt
 the latest time every sensor has reached (later ones wait for the next batch, so a grid
 sample is never extrapolated), each interpolated linearly like ``features.resample``
 does for files. A pause longer than ``max_gap_s`` starts a new segment with its own grid.
+A batch whose readings would make more than ``max_rows`` grid rows (sparse timestamps: two
+readings 10,000 s apart make 500,001 rows at 50 Hz) is refused before any row is made.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 
 Readings = tuple[np.ndarray, np.ndarray]  # times (n,) in s, values (n, axes)
+
+
+class TooManyRows(ValueError):
+    """A batch that would make more than ``max_rows`` grid rows; the aligner starts a new segment."""
+
+    def __init__(self, rows: int, max_rows: int) -> None:
+        super().__init__(f"{rows} rows on the grid; the limit is {max_rows}")
+        self.rows = rows
 
 
 class SensorTrack:
@@ -46,8 +56,8 @@ class SensorTrack:
 class ImuAligner:
     """Batches of readings per sensor -> (t0, rows) on a ``rate_hz`` grid, sensors side by side."""
 
-    def __init__(self, rate_hz: float, n_sensors: int, max_gap_s: float = 0.5) -> None:
-        self.rate_hz, self.max_gap_s = rate_hz, max_gap_s
+    def __init__(self, rate_hz: float, n_sensors: int, max_gap_s: float = 0.5, max_rows: int | None = None) -> None:
+        self.rate_hz, self.max_gap_s, self.max_rows = rate_hz, max_gap_s, max_rows  # max_rows None: unbounded
         self.tracks = [SensorTrack() for _ in range(n_sensors)]
         self._origin: float | None = None  # time of grid sample 0 of the current segment
         self._next = 0  # the next grid sample to emit
@@ -55,9 +65,7 @@ class ImuAligner:
     def push(self, batches: Sequence[Readings]) -> tuple[float, np.ndarray] | None:
         """Add one batch per sensor (either may be empty); the grid rows now complete, if any."""
         if self._origin is not None and self._paused(batches):
-            self._origin = None
-            for track in self.tracks:
-                track.clear()
+            self._new_segment()
         for track, (t, v) in zip(self.tracks, batches):
             if len(t):
                 track.add(np.asarray(t, dtype=float), np.asarray(v, dtype=float))
@@ -69,12 +77,20 @@ class ImuAligner:
         last = int(np.floor((until - self._origin) * self.rate_hz + 1e-9))
         if last < self._next:
             return None
+        if self.max_rows is not None and last + 1 - self._next > self.max_rows:
+            self._new_segment()  # drop this batch's readings: the next batch starts afresh
+            raise TooManyRows(last + 1 - self._next, self.max_rows)
         times = self._origin + np.arange(self._next, last + 1) / self.rate_hz
         rows = np.hstack([track.at(times) for track in self.tracks]).astype(np.float32)
         self._next = last + 1
         for track in self.tracks:
             track.trim(self._origin + self._next / self.rate_hz)
         return float(times[0]), rows
+
+    def _new_segment(self) -> None:
+        self._origin = None
+        for track in self.tracks:
+            track.clear()
 
     def _paused(self, batches: Sequence[Readings]) -> bool:
         """A sensor resumes more than ``max_gap_s`` after its last reading: a new segment."""

@@ -18,6 +18,7 @@ from typing import Any
 LOGGER_NAME = "posture.serve"
 LOG_FILE_BYTES = 20 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
+UVICORN_INVALID_UTF8 = "Invalid UTF-8 sequence received from client."  # uvicorn's websockets-sansio message
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -43,6 +44,19 @@ def get_logger() -> logging.Logger:
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log one event with its fields, e.g. ``log_event("session_opened", session_id=...)``."""
     get_logger().log(level, event, extra={"event": event, "fields": fields})
+
+
+class ClientFaultFilter(logging.Filter):
+    """uvicorn logs a text frame that is not UTF-8 as an ERROR with a traceback, then closes the
+    connection with 1007 as RFC 6455 requires. It is the client's fault, and any client could
+    repeat it to flood the log: it becomes one warning line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == UVICORN_INVALID_UTF8:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+            record.__dict__.update(event="frame_not_utf8", fields={"close_code": 1007})  # as log_event's extra
+        return True
 
 
 class BackgroundHandler(logging.handlers.QueueHandler):
@@ -87,11 +101,12 @@ def log_config(log_file: Path | None = None, level: str = "INFO") -> dict[str, A
         "version": 1,
         "disable_existing_loggers": False,
         "handlers": {"json": handler},
+        "filters": {"client_faults": {"()": f"{__name__}.ClientFaultFilter"}},
         "loggers": {
             LOGGER_NAME: logger,
             "uvicorn": dict(logger),
             # uvicorn logs every WebSocket accept at INFO: thousands of devices would drown the events.
-            "uvicorn.error": {"level": "WARNING", "propagate": True},
+            "uvicorn.error": {"level": "WARNING", "propagate": True, "filters": ["client_faults"]},
             "uvicorn.access": {"handlers": ["json"], "level": "WARNING", "propagate": False},
         },
     }

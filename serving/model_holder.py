@@ -10,11 +10,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from features.extract import extract_features
+from features.feature_sets import featurize
+from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
 from pipelines.registry import LoadedModel, connect, describe_uri, load_model
 from pipelines.settings import Settings
@@ -46,6 +48,11 @@ class ServedModel:
     def classes(self) -> tuple[str, ...]:
         return self.engine.classes
 
+    @cached_property
+    def smoother(self) -> ForwardFilter:
+        """The causal filter behind a stream's ``smoothed_*`` fields (``predict --smooth``'s)."""
+        return ForwardFilter.for_spec(self.spec)
+
     def describe(self) -> dict[str, Any]:
         """What /v1/models and the stream's ready message say about this version."""
         spec = self.spec.to_dict() | {"window_samples": self.spec.window_samples, "hop_samples": self.spec.hop_samples}
@@ -67,13 +74,13 @@ def load_served(uri: str, settings: Settings) -> ServedModel:
 def _warm_up(served: ServedModel) -> None:
     """Predict one still window, so that no request pays the first call's set-up.
 
-    The first ``extract_features`` in a process loads the compiled featurizer (numba:
+    The first ``featurize`` in a process loads the compiled featurizer (numba:
     ~0.25 s from its cache, ~4 s on a machine's very first run); the engine builds
     its own state on its first call too.
     """
     spec = served.spec
     still = np.zeros((1, spec.window_samples, len(spec.channels)), dtype=np.float32)
-    served.engine.predict_proba(extract_features(still, spec.channels, spec.rate_hz))
+    served.engine.predict_proba(featurize(still, spec, np.full((len(still), 3), np.nan)))
 
 
 class ModelHolder:

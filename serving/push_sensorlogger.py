@@ -9,7 +9,8 @@ PUSH_IDLE_CLOSE_S without a push, and with the server (1001).
 Acceleration follows pipelines/readers/sensorlogger.py: Sensor Logger's "accelerometer"
 has gravity removed, so "totalacceleration" is used, else "accelerometer" + "gravity";
 the accelerometer alone is refused. Accelerometer and gyroscope readings (times in ns)
-are aligned onto the model's sampling grid by ``ImuAligner``.
+are aligned onto the model's sampling grid by ``ImuAligner``, at most
+``WorkLimits.max_grid_samples`` rows a push (serving/work_limits.py).
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Address
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, looks_like_g
-from serving.imu_align import ImuAligner, Readings
+from serving.imu_align import ImuAligner, Readings, TooManyRows
 from serving.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
 from serving.sessions import StreamSession
+from serving.work_limits import WorkLimits
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime
 
 PUSH_IDLE_CLOSE_S = 60.0  # a push session without a push for this long is closed (1000)
 MAX_READINGS = 50_000  # payload entries per push; more is refused with 413
+MAX_TIME_NS = 2**63 - 1  # times fit int64, and so do their differences
 JSON_CHARS_PER_VALUE = 24  # bounds a frame's size before encoding it
 TOTAL, USER, GRAVITY, GYRO = "totalacceleration", "accelerometer", "gravity", "gyroscope"
 NsReadings = tuple[np.ndarray, np.ndarray]  # times (ns since the epoch, int64), values (n, 3) x, y, z
@@ -47,7 +50,7 @@ class Reading(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description='Sensor: "totalacceleration", "accelerometer", "gravity", "gyroscope", ...')
-    time: int = Field(description="Nanoseconds since the epoch.")
+    time: int = Field(ge=0, le=MAX_TIME_NS, description="Nanoseconds since the epoch.")
     values: dict[str, Any] = Field(default_factory=dict, description="x, y, z for the motion sensors.")
 
 
@@ -132,7 +135,8 @@ class PushStream:
     "/v1/push/sensorlogger", response_model=PushResponse, tags=["push"],
     summary="Sensor Logger app HTTP push: accelerometer + gyroscope into a stream session",
     responses={413: {"description": "Too many readings in one push."},
-               422: {"description": "Readings the model cannot use (no gravity, no gyroscope, wrong units)."},
+               422: {"description": "Readings the model cannot use (no gravity, no gyroscope, wrong units, "
+                                    "values out of range, or spread over too long a time for one push)."},
                429: {"description": "The session was closed for flooding."},
                503: {"description": "The server is shutting down."}},
 )
@@ -187,7 +191,8 @@ def _stream_for(request: Request, runtime: "Runtime", body: SensorLoggerPush) ->
     with_gyro = any(c in GYRO_CHANNELS for c in channels)
     socket = PushSocket(request.client.host if request.client else None)
     stream = PushStream(socket, StreamSession(socket, runtime),  # type: ignore[arg-type]  (duck-typed WebSocket)
-                        ImuAligner(spec.rate_hz, 2 if with_gyro else 1, runtime.settings.max_gap_s),
+                        ImuAligner(spec.rate_hz, 2 if with_gyro else 1, runtime.settings.max_gap_s,
+                                   WorkLimits.of(runtime.settings).max_grid_samples),
                         ACC_CHANNELS + GYRO_CHANNELS if with_gyro else ACC_CHANNELS, body.deviceId)
     stream.task = asyncio.create_task(stream.session.run(), name=f"sensorlogger-{stream.session.id}")
     stream.task.add_done_callback(lambda _: streams.pop(key, None) if streams.get(key) is stream else None)
@@ -206,6 +211,8 @@ def group_readings(payload: list[Reading]) -> dict[str, NsReadings]:
             xyz = [float(reading.values[axis]) for axis in ("x", "y", "z")]
         except (KeyError, TypeError, ValueError):
             raise HTTPException(422, f"payload[{index}] ({reading.name}): values must hold numbers x, y and z") from None
+        except OverflowError:  # an integer literal beyond float range, such as 1 followed by 400 zeros
+            raise HTTPException(422, f"payload[{index}] ({reading.name}): x, y and z must be finite") from None
         if not all(map(math.isfinite, xyz)):
             raise HTTPException(422, f"payload[{index}] ({reading.name}): x, y and z must be finite")
         times, values = grouped.setdefault(name, ([], []))
@@ -242,7 +249,12 @@ def _frames(stream: PushStream, readings: dict[str, NsReadings], runtime: "Runti
     if acc is not None and len(stream.aligner.tracks[0].t) == 0 and looks_like_g(acc[1]):
         raise HTTPException(422, "the acceleration's magnitude is about 1, which looks like g; Sensor Logger sends m/s^2. "
                                  "Fix: check the app's unit settings.")
-    aligned = stream.aligner.push(batches)
+    try:
+        aligned = stream.aligner.push(batches)
+    except TooManyRows as err:
+        problem = WorkLimits.of(runtime.settings).grid_problem(err.rows, "this push")
+        raise HTTPException(422, f"{problem} Fix: push more often (a batch period of about 1 s), and check "
+                                 "that times are nanoseconds since the epoch.") from None
     frames = [] if stream.greeted else [json.dumps({"type": "hello", "device_id": stream.device_id,
                                                     "rate_hz": stream.aligner.rate_hz, "channels": list(stream.channels)})]
     stream.greeted = True

@@ -12,6 +12,7 @@ from features.resample import resample_uniform
 from features.spec import WindowSpec
 from features.windows import sliding_windows, window_starts
 from serving.schemas import PredictRequest
+from serving.work_limits import WorkLimits
 
 
 def invalid(field: Sequence[str | int], message: str) -> RequestValidationError:
@@ -19,10 +20,11 @@ def invalid(field: Sequence[str | int], message: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("body", *field), "msg": message, "input": None}])
 
 
-def request_windows(body: PredictRequest, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
+def request_windows(body: PredictRequest, spec: WindowSpec, limits: WorkLimits) -> tuple[np.ndarray, np.ndarray]:
     """(windows (n, window_samples, channels) float32 in the model's channel order, start times).
 
-    Ready windows are taken as consecutive, one hop apart from ``t0``: nominal times.
+    Ready windows are taken as consecutive, one hop apart from ``t0``: nominal times. Samples
+    at another rate are resampled within ``limits``: a rate floor, and a cap on what it makes.
     """
     channels = _channel_order(body, spec)
     if body.windows is not None:
@@ -30,7 +32,8 @@ def request_windows(body: PredictRequest, spec: WindowSpec) -> tuple[np.ndarray,
         return windows, body.t0 + np.arange(len(windows)) * spec.hop_s
     values = _sample_values(body.samples, spec, channels)
     rate = body.rate_hz or spec.rate_hz
-    if rate != spec.rate_hz:
+    if rate != spec.rate_hz and len(values):  # no samples: the too-short 422 below, not a failed resampling
+        _check_work(len(values), rate, spec, limits)
         t = np.arange(len(values)) / rate
         ((_, values, _),) = resample_uniform(t, values, spec.rate_hz, max_gap_s=2.0 / rate)  # an even grid: one segment
     values = values.astype(np.float32)  # the precision training and `posture predict` use
@@ -43,6 +46,17 @@ def request_windows(body: PredictRequest, spec: WindowSpec) -> tuple[np.ndarray,
         )
     starts = body.t0 + window_starts(len(values), spec.window_samples, spec.hop_samples) / spec.rate_hz
     return np.ascontiguousarray(windows), starts
+
+
+def _check_work(rows: int, rate: float, spec: WindowSpec, limits: WorkLimits) -> None:
+    """Refuse, before resampling, a rate below the floor or more samples than the cap."""
+    too_slow = limits.rate_problem(rate, spec.rate_hz)
+    if too_slow:
+        raise invalid(("rate_hz",), too_slow)
+    made = int(np.floor((rows - 1) / rate * spec.rate_hz + 1e-9)) + 1  # what resample_uniform makes
+    too_many = limits.grid_problem(made, f"resampling {rows} samples from {rate:g} Hz")
+    if too_many:
+        raise invalid(("samples",), f"{too_many} Fix: send fewer samples per request.")
 
 
 def _channel_order(body: PredictRequest, spec: WindowSpec) -> list[str]:

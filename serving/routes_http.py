@@ -12,16 +12,25 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
+from features.feature_sets import window_uprights
 from serving.batcher import BatcherClosed
 from serving.metrics import CONTENT_TYPE
 from serving.model_holder import ServedModel
 from serving.request_windows import request_windows
 from serving.runtime import Runtime
 from serving.schemas import (
-    ErrorResponse, HealthResponse, ModelsResponse, PredictRequest, PredictResponse, ReadyResponse, ValidationErrorResponse,
+    ErrorResponse,
+    HealthResponse,
+    ModelsResponse,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+    ValidationErrorResponse,
 )
 from serving.store import PredictionRecord
+from serving.work_limits import WorkLimits
 
 READY_PING_TIMEOUT_S = 2.0
 
@@ -89,9 +98,16 @@ def parse_predict_body(raw: bytes) -> PredictRequest:
     try:
         return PredictRequest.model_validate_json(raw)
     except ValidationError as err:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in err.errors(include_url=False)]
-        ) from None
+        raise RequestValidationError([_under_body(error) for error in err.errors(include_url=False)]) from None
+
+
+def _under_body(error: ErrorDetails) -> dict[str, Any]:
+    """A pydantic error located under ``body``. A not-JSON error's input is the raw body: it is
+    left out (undecodable bytes turned the 422 into a 500, and echoing a whole body helps no one)."""
+    located = {**error, "loc": ("body", *error["loc"])}
+    if isinstance(located.get("input"), bytes):
+        located["input"] = None
+    return located
 
 
 def add_body_schemas(openapi: dict[str, Any]) -> None:
@@ -115,9 +131,9 @@ async def predict(request: Request) -> Response:
     started = time.perf_counter()
     body = parse_predict_body(await request.body())
     served = rt.holder.current  # one version answers the whole request
-    windows, starts = request_windows(body, served.spec)
-    try:
-        probabilities = await rt.batcher.submit(windows, served)
+    windows, starts = request_windows(body, served.spec, WorkLimits.of(rt.settings))
+    try:  # a request is a stream of its own: its windows' uprights come from its windows alone
+        probabilities = await rt.batcher.submit(windows, window_uprights(windows, served.spec), served)
     except BatcherClosed:
         return JSONResponse({"detail": "the server is shutting down"}, status_code=503)
     latency_ms = (time.perf_counter() - started) * 1000.0

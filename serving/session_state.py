@@ -3,7 +3,7 @@ instance or, through Redis, to another) resumes its session (docs/protocol.md, "
 
 A ``SessionSnapshot`` is what a session needs to go on: its layout, counters, the
 windower's timeline and buffer tail (less than one window of samples) and the smoothing
-history. Stores keep one snapshot per session id with an owner (the connection that last
+filter's belief. Stores keep one snapshot per session id with an owner (the connection that last
 wrote it): a resume claims the session, and from then on saves by the old connection
 (say, one the old instance has not noticed is dead yet) are refused, so they can never
 overwrite the newer state.
@@ -37,8 +37,9 @@ class SessionSnapshot:
     errors: int
     spec: dict[str, Any]  # the WindowSpec the windower cuts with
     windower: dict[str, Any]  # StreamWindower.state()
-    history: np.ndarray | None = None  # the last k probability rows, (k, classes)
-    history_classes: list[str] = field(default_factory=list)
+    belief: np.ndarray | None = None  # the smoothing filter's state, (classes,)
+    belief_classes: list[str] = field(default_factory=list)
+    upright: dict[str, Any] = field(default_factory=dict)  # features.upright.UprightTracker.state()
 
     def to_bytes(self) -> bytes:
         # A shallow dict: dataclasses.asdict would deep-copy the arrays first, at ~0.5 ms a window.

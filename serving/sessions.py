@@ -1,7 +1,7 @@
 """WebSocket /v1/stream: one ``StreamSession`` per connection (protocol in docs/protocol.md).
 
 A session turns frames into windows (``StreamWindower``), has them predicted by the
-micro-batcher with whatever model is current, smooths over its last k windows, answers
+micro-batcher with whatever model is current, smooths with the model's forward filter, answers
 each window with a prediction message and logs every prediction and the connection to
 the store. A bad frame gets an error message and the session goes on; oversize frames
 (1009) and flooding (1008) close it. After each completed window, and at a close that is
@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -24,18 +23,32 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from features.errors import SpecError
+from features.feature_sets import window_uprights
 from features.spec import WindowSpec
+from features.upright import UprightTracker
 from serving.auth_middleware import API_KEY_SCOPE
 from serving.batcher import BatcherClosed
 from serving.logs import log_event
 from serving.model_holder import ServedModel
 from serving.protocol import (
-    CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG,
-    FrameError, FrameTooBig, Hello, Samples, error_message, parse_binary, parse_text, prediction_message, ready_message,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_BIG,
+    FrameError,
+    FrameTooBig,
+    Hello,
+    Samples,
+    error_message,
+    parse_binary,
+    parse_text,
+    prediction_message,
+    ready_message,
 )
 from serving.session_state import SessionSnapshot
 from serving.store import ConnectionRecord, PredictionRecord
 from serving.stream_buffer import StreamWindower
+from serving.work_limits import WorkLimits
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime
@@ -87,8 +100,10 @@ class StreamSession:
         self.close_code: int | None = None
         self._hello: Hello | None = None  # the layout in force, once the first frame set it
         self._windower: StreamWindower | None = None
-        self._history: deque[list[float]] = deque(maxlen=max(1, runtime.settings.smooth_k))  # probability rows
-        self._history_classes: tuple[str, ...] = ()
+        self._upright = UprightTracker()  # the wearer's upright, learned from this stream's windows
+        self._belief: np.ndarray | None = None  # the smoothing filter's state, in _belief_classes order
+        self._belief_classes: tuple[str, ...] = ()
+        self._limits = WorkLimits.of(runtime.settings)
         self._send_lock = asyncio.Lock()
         self._closing = False
         # Looked up once: a labelled child costs a lock and a dict look-up, and every frame counts.
@@ -163,12 +178,25 @@ class StreamSession:
             return
         if self._hello is None:
             await self._configure(Hello(None, None, None))  # no hello: the model's rate and channels
+        await self._charge_resampling(len(parsed.values))
         await self._on_samples(parsed, received)
+
+    async def _charge_resampling(self, rows: int) -> None:
+        """Rate limits count samples on the model's grid, not frames: a frame that up-sampling turns
+        into more than max_samples_per_frame samples costs a token per max_samples_per_frame it
+        makes (the first was taken when it arrived), so a low rate buys no extra work."""
+        assert self._windower is not None
+        extra = self._limits.tokens(self._windower.grid_samples(rows)) - 1
+        if extra > 0 and not await self._within_rate(extra):
+            raise _Close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
 
     async def _configure(self, hello: Hello) -> None:
         served = self.rt.holder.current
         resumed = hello.session_id is not None and await self._resume(hello)
         if not resumed:
+            too_slow = self._limits.rate_problem(hello.rate_hz or served.spec.rate_hz, served.spec.rate_hz)
+            if too_slow:
+                raise FrameError("bad_hello", too_slow)
             try:
                 self._windower = self._new_windower(served, hello)
             except SpecError as err:
@@ -182,7 +210,8 @@ class StreamSession:
 
     def _new_windower(self, served: ServedModel, hello: Hello) -> StreamWindower:
         spec = served.spec
-        return StreamWindower(spec, hello.channels or spec.channels, hello.rate_hz or spec.rate_hz, self.rt.settings.max_gap_s)
+        return StreamWindower(spec, hello.channels or spec.channels, hello.rate_hz or spec.rate_hz,
+                              self.rt.settings.max_gap_s, self._limits.max_grid_samples)
 
     def _channels(self) -> tuple[str, ...]:
         return self._windower.channels if self._windower else self.rt.holder.current.spec.channels
@@ -193,8 +222,9 @@ class StreamSession:
         windows, starts = windower.push(samples.values, samples.t0)
         if len(windows) == 0:
             return
+        uprights = window_uprights(windows, served.spec, self._upright)
         try:
-            probabilities = await self.rt.batcher.submit(windows, served)
+            probabilities = await self.rt.batcher.submit(windows, uprights, served)
         except BatcherClosed:
             raise _Close(CLOSE_GOING_AWAY, "server shutting down") from None
         latency_ms = (time.perf_counter() - received) * 1000.0
@@ -234,7 +264,7 @@ class StreamSession:
         for row, start in zip(rows, begins):
             await self._send(prediction_message(
                 session_id=self.id, window_start=start, window_end=start + window_s, classes=classes,
-                probabilities=row, smoothed=self._smooth(row, classes), model_version=served.version,
+                probabilities=row, smoothed=self._smooth(served, row), model_version=served.version,
                 latency_ms=latency_ms,
             ))
         # Saved after sending: a crash in between repeats a window on resume rather than losing it.
@@ -246,21 +276,20 @@ class StreamSession:
             self.rt.metrics.predictions.labels(served.name, served.version, label, "ws").inc()
         self.rt.stats.add(served.name, served.version, labels, confidences, latency_ms)
 
-    def _smooth(self, row: list[float], classes: tuple[str, ...]) -> list[float]:
-        """Mean of the session's last k probability rows: for this window, what
-        ``causal_mean_smoothing`` (`predict --smooth k`) gives over the whole stream."""
-        if classes != self._history_classes:  # another model's classes: start over
-            self._history.clear()
-            self._history_classes = classes
-        self._history.append(row)
-        count = len(self._history)
-        return [sum(column) / count for column in zip(*self._history)]
+    def _smooth(self, served: ServedModel, row: list[float]) -> list[float]:
+        """The served model's forward filter one window on: for this window, what
+        ``predict --smooth`` gives over the whole stream."""
+        if served.classes != self._belief_classes:  # another model's classes: start over
+            self._belief, self._belief_classes = None, served.classes
+        self._belief = served.smoother.step(self._belief, np.asarray(row))
+        return self._belief.tolist()
 
-    async def _within_rate(self) -> bool:
+    async def _within_rate(self, cost: float = 1.0) -> bool:
         limiter, by_key = self.rt.edge.limiter, self.rt.edge.key_limiter
         if (
-            await limiter.allow(f"session:{self.connection}") and await limiter.allow(f"address:{self.address}")
-            and (self.api_key is None or await by_key.allow(f"key:{self.api_key}"))
+            await limiter.allow(f"session:{self.connection}", cost)
+            and await limiter.allow(f"address:{self.address}", cost)
+            and (self.api_key is None or await by_key.allow(f"key:{self.api_key}", cost))
         ):
             return True
         self.rt.metrics.rate_limited.labels("ws").inc()
@@ -306,7 +335,7 @@ class StreamSession:
             session_id=self.id, device_id=self.device_id, rate_hz=windower.rate_hz, channels=list(windower.channels),
             opened_at=self.opened_at.isoformat(), frames=self.frames, predictions=self.predictions, errors=self.errors,
             spec=windower.spec.to_dict(), windower=windower.state(),
-            history=np.asarray(self._history) if self._history else None, history_classes=list(self._history_classes),
+            belief=self._belief, belief_classes=list(self._belief_classes), upright=self._upright.state(),
         )
 
     async def _resume(self, hello: Hello) -> bool:
@@ -319,15 +348,15 @@ class StreamSession:
             log_event("session_not_resumed", session_id=hello.session_id, reason=reason)
             return False
         windower = StreamWindower(WindowSpec.from_dict(saved.spec), saved.channels, saved.rate_hz,
-                                  self.rt.settings.max_gap_s)
+                                  self.rt.settings.max_gap_s, self._limits.max_grid_samples)
         windower.restore(saved.windower)  # a reload since then to another windowing: _windower_for rebuilds it
         self.id, self.device_id, self._windower = saved.session_id, saved.device_id, windower
         self._hello = Hello(saved.device_id, saved.rate_hz, tuple(saved.channels))
         self.opened_at = datetime.fromisoformat(saved.opened_at)
         self.frames += saved.frames
         self.predictions, self.errors = saved.predictions, saved.errors
-        self._history_classes = tuple(saved.history_classes)
-        self._history.extend(saved.history.tolist() if saved.history is not None else ())
+        self._belief, self._belief_classes = saved.belief, tuple(saved.belief_classes)
+        self._upright = UprightTracker.restore(saved.upright) if saved.upright else UprightTracker()
         log_event("session_resumed", session_id=self.id, next_t=round(windower.next_t, 6))
         return True
 

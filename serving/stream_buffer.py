@@ -3,7 +3,8 @@
 ``StreamWindower`` = channel selection -> ``StreamResampler`` -> ``SampleBuffer``, with
 the segment timeline: windows start at ``origin + index / rate`` like ``posture predict``
 reports them, and a jump in ``t0`` larger than ``max_gap_s`` starts a new segment, as a
-gap in a recording does.
+gap in a recording does. A frame that would make more than ``max_samples`` samples on
+the model's grid is refused before any is made (serving/work_limits.py says why).
 """
 
 from __future__ import annotations
@@ -87,13 +88,23 @@ class StreamResampler:
         self._n_in = 0
         self._next_out = 0
 
+    def count(self, rows: int) -> int:
+        """How many samples ``push`` of ``rows`` rows returns, without making them."""
+        if self.in_rate == self.out_rate or rows == 0:
+            return rows
+        return max(0, self._last_out(rows) + 1 - self._next_out)
+
+    def _last_out(self, rows: int) -> int:
+        """The grid index of the last output sample once ``rows`` more rows are in."""
+        return int(np.floor((self._n_in + rows - 1) / self.in_rate * self.out_rate + 1e-9))
+
     def push(self, values: np.ndarray) -> np.ndarray:
         if self.in_rate == self.out_rate or len(values) == 0:
             return values
         first = self._n_in - (self._previous is not None)
         x = values if self._previous is None else np.vstack([self._previous, values])
         t_in = np.arange(first, first + len(x)) / self.in_rate
-        last = int(np.floor(t_in[-1] * self.out_rate + 1e-9))
+        last = self._last_out(len(values))
         t_out = np.arange(self._next_out, last + 1) / self.out_rate
         out = np.empty((len(t_out), x.shape[1]), dtype=np.float32)
         for channel in range(x.shape[1]):
@@ -115,11 +126,15 @@ class StreamResampler:
 class StreamWindower:
     """Frames in the client's channel order and rate -> the model's windows and start times."""
 
-    def __init__(self, spec: WindowSpec, channels: Sequence[str], rate_hz: float, max_gap_s: float) -> None:
+    def __init__(
+        self, spec: WindowSpec, channels: Sequence[str], rate_hz: float, max_gap_s: float,
+        max_samples: int | None = None,
+    ) -> None:
         missing = [c for c in spec.channels if c not in channels]
         if missing:
             raise SpecError(f"the model needs channel(s) {', '.join(missing)} that the stream does not send.")
         self.spec, self.channels, self.rate_hz, self.max_gap_s = spec, tuple(channels), rate_hz, max_gap_s
+        self.max_samples = max_samples  # per frame, on the model's grid; None: unbounded
         columns = [list(channels).index(c) for c in spec.channels]
         self._columns = None if columns == list(range(len(channels))) else columns  # None: already the model's order
         self._replay_until: float | None = None  # after a resume: rows before this time are duplicates
@@ -155,12 +170,28 @@ class StreamWindower:
             values, t0 = self._skip_replayed(values, t0)
         if t0 is not None and len(values):
             self._place(t0)
+        self._check_work(len(values))
         resampled = self._resampler.push(values if self._columns is None else values[:, self._columns])
         self._n_in += len(values)
         windows, starts = self._buffer.extend(resampled)
         if not len(windows):
             return windows, _NO_TIMES
         return windows, self.origin + starts / self.spec.rate_hz
+
+    def grid_samples(self, rows: int) -> int:
+        """How many samples a frame of ``rows`` rows makes on the model's grid."""
+        return self._resampler.count(rows)
+
+    def _check_work(self, rows: int) -> None:
+        """Refuse a frame that would make more than ``max_samples`` samples. Under the session's
+        rate floor only a reload to a faster model, or a session resumed from before, gets here."""
+        if self.max_samples is None:
+            return
+        made = self.grid_samples(rows)
+        if made > self.max_samples:
+            raise FrameError("too_many_samples", f"{rows} rows at {self.rate_hz:g} Hz make {made} samples on the "
+                                                 f"model's {self.spec.rate_hz:g} Hz grid; the limit is "
+                                                 f"{self.max_samples} a frame. Fix: send fewer rows per frame.")
 
     def _skip_replayed(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, float | None]:
         """Drop the rows of a replayed frame that the resumed session already has."""

@@ -184,7 +184,7 @@ def test_killed_instance_mid_stream_resumes_on_the_other(deployment: Deployment,
     assert [m for m in before + after if m["type"] == "error"] == []
     got = [m for m in before + after if m["type"] == "prediction"]
     expected = predict_recording(champion, as_recording(half))
-    smoothed = predict_recording(champion, as_recording(half), smooth=5)
+    smoothed = predict_recording(champion, as_recording(half), smooth=True)
     assert [m["window_start"] for m in got] == pytest.approx(list(expected.start))  # 0..28, once each
     np.testing.assert_allclose([[m["probabilities"][c] for c in expected.classes] for m in got],
                                expected.probabilities, atol=1e-6)

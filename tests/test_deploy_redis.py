@@ -183,9 +183,9 @@ def test_a_restored_windower_continues_exactly_and_drops_replayed_rows() -> None
     first = StreamWindower(SPEC, SPEC.channels, 100.0, 0.5)
     part, part_starts = push_all(first, rows[:630], 30)
     saved = SessionSnapshot("s", None, 100.0, list(SPEC.channels), "2026-01-01T00:00:00+00:00", 21, len(part), 0,
-                            SPEC.to_dict(), first.state(), np.ones((2, 5)), ["a", "b", "c", "d", "e"])
+                            SPEC.to_dict(), first.state(), np.full(5, 0.2), ["a", "b", "c", "d", "e"])
     snapshot = SessionSnapshot.from_bytes(saved.to_bytes())
-    assert len(saved.to_bytes()) < 8000 and snapshot.history.shape == (2, 5)
+    assert len(saved.to_bytes()) < 8000 and snapshot.belief.shape == (5,)
     resumed = StreamWindower(WindowSpec.from_dict(snapshot.spec), snapshot.channels, 100.0, 0.5)
     resumed.restore(snapshot.windower)
     assert resumed.next_t == pytest.approx(6.3)

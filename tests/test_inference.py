@@ -6,11 +6,12 @@ import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
-from features.extract import extract_features
+from features.feature_sets import featurize, window_uprights
 from features.spec import WindowSpec
 from features.windows import sliding_windows
 from pipelines.inference import build_engine
@@ -27,7 +28,7 @@ SPEC = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=tuple(CHANNELS
 def test_onnx_and_sklearn_give_the_same_probabilities(champion: LoadedModel, trained_home: Path) -> None:
     samples = recording(trained_home, "s02-mixed-1")[CHANNELS].to_numpy(np.float32)
     windows = sliding_windows(samples, champion.spec.window_samples, champion.spec.hop_samples)
-    features = extract_features(windows, champion.spec.channels, champion.spec.rate_hz)
+    features = featurize(windows, champion.spec, window_uprights(windows, champion.spec))
     onnx, forest = build_engine(champion), build_engine(champion, prefer_onnx=False)
     assert (onnx.kind, forest.kind) == ("onnx", "sklearn")
     assert onnx.classes == forest.classes == tuple(str(c) for c in champion.estimator.classes_)
@@ -58,6 +59,11 @@ def served(engine: CountingEngine, version: str = "1") -> ServedModel:
     return ServedModel(loaded, engine)  # type: ignore[arg-type]
 
 
+def submit(batcher: Any, windows: np.ndarray, model: ServedModel) -> Any:
+    """The batcher's submit for windows of a stream with no upright known yet."""
+    return batcher.submit(windows, np.full((len(windows), 3), np.nan), model)
+
+
 def windows_with_mean(*means: float) -> np.ndarray:
     rng = np.random.default_rng(0)
     out = rng.normal(size=(len(means), 100, 6)).astype(np.float32)
@@ -71,7 +77,7 @@ def test_windows_from_many_submitters_form_one_batch_and_come_back_to_each() -> 
         model = served(engine)
         batcher = MicroBatcher(ServerMetrics(), tick_s=0.05, max_windows=1024)
         batcher.start()
-        results = await asyncio.gather(*(batcher.submit(windows_with_mean(i, i + 0.5), model) for i in range(20)))
+        results = await asyncio.gather(*(submit(batcher, windows_with_mean(i, i + 0.5), model) for i in range(20)))
         await batcher.close()
         assert engine.batches == [40]  # one featurize + predict for all twenty submitters
         for i, probabilities in enumerate(results):
@@ -87,9 +93,9 @@ def test_batches_are_bounded_and_a_lone_window_is_not_held_for_the_tick() -> Non
         batcher = MicroBatcher(ServerMetrics(), tick_s=5.0, max_windows=8)
         batcher.start()
         started = asyncio.get_running_loop().time()
-        await batcher.submit(windows_with_mean(1.0), model)
+        await submit(batcher, windows_with_mean(1.0), model)
         assert asyncio.get_running_loop().time() - started < 1.0  # nothing else was runnable
-        big = await batcher.submit(windows_with_mean(*range(20)), model)
+        big = await submit(batcher, windows_with_mean(*range(20)), model)
         await batcher.close()
         assert len(big) == 20 and max(engine.batches) <= 8
 
@@ -102,15 +108,15 @@ def test_an_engine_error_reaches_each_submitter_and_the_batcher_goes_on() -> Non
         batcher = MicroBatcher(ServerMetrics(), tick_s=0.01)
         batcher.start()
         outcomes = await asyncio.gather(
-            batcher.submit(windows_with_mean(1.0), broken), batcher.submit(windows_with_mean(2.0), healthy),
+            submit(batcher, windows_with_mean(1.0), broken), submit(batcher, windows_with_mean(2.0), healthy),
             return_exceptions=True,
         )
         assert isinstance(outcomes[0], ValueError)
         np.testing.assert_allclose(outcomes[1][:, 0], [2.0], atol=1e-4)  # the other model's group still ran
-        assert (await batcher.submit(windows_with_mean(3.0), healthy))[0, 0] == pytest.approx(3.0, abs=1e-4)
+        assert (await submit(batcher, windows_with_mean(3.0), healthy))[0, 0] == pytest.approx(3.0, abs=1e-4)
         await batcher.close()
         with pytest.raises(BatcherClosed):
-            await batcher.submit(windows_with_mean(1.0), healthy)
+            await submit(batcher, windows_with_mean(1.0), healthy)
 
     asyncio.run(scenario())
 
@@ -120,7 +126,7 @@ def test_close_finishes_queued_windows_and_metrics_record_batches() -> None:
         metrics = ServerMetrics()
         batcher = MicroBatcher(metrics, tick_s=0.2)
         batcher.start()
-        pending = asyncio.ensure_future(batcher.submit(windows_with_mean(4.0, 5.0), served(CountingEngine())))
+        pending = asyncio.ensure_future(submit(batcher, windows_with_mean(4.0, 5.0), served(CountingEngine())))
         await asyncio.sleep(0)
         await batcher.close()
         assert pending.done() and pending.result().shape == (2, 3)

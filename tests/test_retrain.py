@@ -90,7 +90,7 @@ def test_no_new_data_does_nothing(home: Path) -> None:
 
 def test_worse_challenger_stays_challenger(home: Path) -> None:
     write_subject(home / "data/incoming", "p5", seed=5)
-    result = retrain_json(home, "--trees", "1", "--window", "0.2", "--hop", "0.2", "--channels", "acc")
+    result = retrain_json(home, "--trees", "1", "--window", "20", "--hop", "20", "--channels", "acc")  # one window a recording
     assert (result["status"], result["alias"], result["version"]) == ("kept champion", "challenger", "2")
     assert result["challenger"]["macro_f1"] < result["champion"]["macro_f1"]
     assert result["champion"]["recipe"] == {"version": "1", "window_s": 1.0, "hop_s": 1.0,

@@ -139,7 +139,7 @@ def mixed(trained_home: Path) -> Any:
 
 def test_a_session_matches_posture_predict(server: ServerProcess, champion: LoadedModel, mixed: Any) -> None:
     raw = predict_recording(champion, as_recording(mixed))
-    smoothed = predict_recording(champion, as_recording(mixed), smooth=5)
+    smoothed = predict_recording(champion, as_recording(mixed), smooth=True)
     frames = list(json_frames(mixed, rows=25))
     hello = {"device_id": "phone-42", "rate_hz": 50, "channels": CHANNELS}
     ready, got, errors = asyncio.run(stream(server.ws_url, frames, hello, expect=len(raw.start)))

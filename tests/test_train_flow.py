@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from features.extract import extract_features
+from features.feature_sets import featurize
 from features.spec import WindowSpec
 from pipelines.dataset import load_dataset
 from pipelines.registry import connect, load_model
@@ -37,7 +38,7 @@ def test_train_registers_a_champion_with_metrics(trained_home: Path) -> None:
     assert str(version.version) == "1"
     assert float(version.tags["cv_macro_f1"]) > 0.9
     run = client.get_run(version.run_id)
-    assert run.data.params["cv_scheme"].startswith("GroupKFold(5) by subject")
+    assert run.data.params["cv_scheme"] == "leave-one-subject-out (8 subjects)"  # --cv auto, 8 subjects
     assert run.data.metrics["cv_accuracy"] > 0.9
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/cv.json", "evaluation/window_predictions.parquet"} <= artifacts
@@ -60,7 +61,7 @@ def test_champion_reproduces_the_flows_predictions(trained_home: Path) -> None:
     )
     frame, _ = load_dataset(settings.dataset_dir("sample"))
     windowed = window_dataset(frame, model.spec)
-    predicted = model.estimator.predict(extract_features(windowed.windows, model.spec.channels, model.spec.rate_hz))
+    predicted = model.estimator.predict(featurize(windowed.windows, model.spec, windowed.uprights))
     assert np.array_equal(windowed.recordings.astype(str), logged["recording"].to_numpy())
     assert np.array_equal(predicted, logged["prediction"].to_numpy())
     cv_accuracy = (logged["cv_prediction"] == logged["label"]).mean()
@@ -69,10 +70,14 @@ def test_champion_reproduces_the_flows_predictions(trained_home: Path) -> None:
 
 def test_spec_travels_with_the_model(trained_home: Path) -> None:
     spec = load_model("models:/posture/1", settings_for(trained_home)).spec
-    assert spec == WindowSpec(
+    assert replace(spec, transitions=()) == WindowSpec(
         rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=("ax", "ay", "az", "gx", "gy", "gz"),
-        feature_set_version="imu-stats-1", classes=("lying", "running", "sitting", "standing", "walking"),
+        feature_set_version="imu-stats-3", classes=("lying", "running", "sitting", "standing", "walking"),
     )
+    transitions = np.array(spec.transitions)  # the forward filter's, learned from the label sequences
+    assert transitions.shape == (5, 5)
+    np.testing.assert_allclose(transitions.sum(axis=1), 1.0)
+    assert (transitions.argmax(axis=1) == np.arange(5)).all()  # staying is every class's likeliest move
 
 
 def test_no_better_model_becomes_challenger_and_promote_moves_alias(tmp_path: Path, prefect_api: str, trained_home: Path) -> None:

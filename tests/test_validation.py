@@ -177,3 +177,9 @@ def test_file_rejections_are_recorded_on_the_recording(tmp_path: Path) -> None:
     [rec] = read_recordings(path)
     assert len(rec.frame) == 19
     assert [r.to_dict()["rows"] for r in rec.rejected] == [[8]]
+
+
+def test_missing_labels_stay_missing_not_the_text_none() -> None:
+    clean, _ = validate(imu_frame(4).assign(label=np.array(["walk", None, np.nan, "sit"], dtype=object)))
+    assert clean.label.isna().tolist() == [False, True, True, False]
+    assert clean.label.dropna().tolist() == ["walk", "sit"]

@@ -1,7 +1,8 @@
 """From files on disk to canonical, validated Recordings.
 
 Formats: generic CSV/TSV/Parquet (``--map`` and units options), the Sensor Logger and
-phyphox app exports (folder, zip or phyphox CSV), and the UEA/sktime ``.ts`` format.
+phyphox app exports (folder, zip or phyphox CSV), the UEA/sktime ``.ts`` format, and the
+UCI HAPT dataset's RawData layout (folder or zip, one recording per experiment).
 A folder is walked recursively, with labels and subjects from a SUBJECT/LABEL/ layout.
 """
 

@@ -36,6 +36,9 @@ class ReadOptions:
         generic file that has no time column).
     ts_channels: the channel each .ts dimension holds, in order.
     max_gap_s: longest gap resampling interpolates over; longer gaps split recordings.
+    keep_transitions: UCI HAPT only: label the postural transitions (``stand_to_sit`` ...)
+        too; by default (False) their samples are left unlabelled, as the usual task is the
+        six activities (``--hapt-transitions keep|drop``).
     """
 
     column_map: dict[str, str] = field(default_factory=dict)
@@ -47,6 +50,7 @@ class ReadOptions:
     rate_hz: float | None = None
     ts_channels: tuple[str, ...] | None = None
     max_gap_s: float = 0.5
+    keep_transitions: bool = False
 
     def __post_init__(self) -> None:
         for name, value, allowed in (

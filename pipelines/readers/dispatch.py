@@ -1,4 +1,7 @@
-"""Which reader reads a path: by suffix, and for folders, zips and CSVs by what is inside."""
+"""Which reader reads a path: by suffix, and for folders, zips and CSVs by what is inside.
+
+A folder or zip is a UCI HAPT copy (RawData/labels.txt), else a Sensor Logger or phyphox export.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from features.errors import DataError
 from pipelines.readers.base import ReadOptions
 from pipelines.readers.bundle import Bundle, parse_header, read_csv_bytes
 from pipelines.readers.generic import read_generic
+from pipelines.readers.hapt import is_hapt, read_hapt
 from pipelines.readers.phyphox import is_phyphox, is_phyphox_header, parse_table, read_phyphox, read_phyphox_bundle
 from pipelines.readers.sensorlogger import is_sensor_file, is_sensorlogger, read_sensorlogger
 from pipelines.readers.ts_format import read_ts
@@ -17,7 +21,9 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".parquet", ".ts", ".zip"
 
 
 def is_export(folder: Path) -> bool:
-    """A folder that is one Sensor Logger or phyphox export (read whole, not walked)."""
+    """A folder that is one Sensor Logger or phyphox export or UCI HAPT copy (read whole, not walked)."""
+    if is_hapt(folder):
+        return True
     bundle = Bundle.open(folder)
     return is_sensorlogger(bundle) or is_phyphox(bundle)
 
@@ -25,6 +31,8 @@ def is_export(folder: Path) -> bool:
 def read_unit(path: Path, options: ReadOptions, name: str) -> list[Recording]:
     """Read one file, or one export folder/zip, into Recordings named after ``name``."""
     suffix = path.suffix.lower()
+    if (path.is_dir() or suffix == ".zip") and is_hapt(path):
+        return read_hapt(path, options)
     if path.is_dir() or suffix == ".zip":
         return _read_export(Bundle.open(path), options, name)
     if suffix == ".ts":
