@@ -4,8 +4,9 @@ Each person wears the phone a little differently, and a forest learns the exact 
 directions of the people it was trained on. Copies of every training recording, each turned
 by one random rotation of up to ``MAX_TILT_DEG`` (the same for the whole recording, as a
 phone clipped on differently would be), teach it which of those directions matter.
-Measured leave-one-subject-out on the 21 UCI HAPT users (imu-stats-3, RF100): 2 copies at
-15 degrees, window accuracy 0.941 -> 0.947, mostly standing no longer taken for sitting.
+Measured leave-one-subject-out on the 21 UCI HAPT users (imu-stats-3, ``make_forest``): 2
+copies at 15 degrees, window accuracy 0.943 -> 0.947, mostly standing no longer taken for
+sitting (bench/bench_quality.py, with the copies: 0.948).
 Only training sees copies; a held-out subject is scored on its own recordings.
 """
 
