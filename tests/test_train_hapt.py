@@ -48,10 +48,11 @@ def test_real_people_are_recognised_above_a_floor(hapt_result: tuple[Path, dict]
     cv, test = result["cv"], result["test"]
     assert cv["scheme"] == "leave-one-subject-out (2 subjects)" and cv["classes"] == SIX_ACTIVITIES
     assert result["spec"]["feature_set_version"] == "imu-stats-3"
-    # Measured 2026-12-04 with imu-stats-2 + RF100: CV 0.725; held-out user 11: 0.938. Two training
-    # people are few: on the 21 users of the shared copy, LOSO gives 0.928 (bench/bench_quality.py).
-    assert cv["accuracy"] > 0.65
-    assert test["accuracy"] > 0.85
+    # Measured 2026-12-04, the default (imu-stats-3, rotated copies): CV 0.844, smoothed 0.841; held-out
+    # user 11: 0.949, smoothed 0.942. imu-stats-2 without copies scored 0.725 in CV, under this floor.
+    # Two training people are few: on the 21 users of the shared copy, LOSO gives 0.948 (bench_quality).
+    assert cv["accuracy"] > 0.75
+    assert test["accuracy"] > 0.88
     assert 0.0 < cv["smoothed"]["accuracy"] <= 1.0 and 0.0 < test["smoothed"]["accuracy"] <= 1.0
 
 
