@@ -31,6 +31,7 @@ from features.contract import ACC_CHANNELS, GYRO_CHANNELS
 from features.errors import SpecError
 from features.extract import FEATURE_SET_VERSION as IMU_STATS_1
 from features.extract import extract_features, feature_names
+from features.gravity_kernel import gravity_frame
 from features.spec import WindowSpec
 from features.upright import UPRIGHT_FEATURE_NAMES, UprightTracker, stream_uprights, upright_features
 
@@ -87,25 +88,15 @@ def with_gravity_frame(windows: np.ndarray, channels: Sequence[str]) -> tuple[np
     if len(names) == len(channels):
         return windows, names
     index = {name: i for i, name in enumerate(channels)}
-    acc = windows[:, :, [index[c] for c in ACC_CHANNELS]].astype(np.float64)
-    gravity = acc.mean(axis=1, keepdims=True)  # (n, 1, 3)
-    norm = np.sqrt((gravity * gravity).sum(axis=2, keepdims=True))
-    up = np.divide(gravity, norm, out=np.zeros_like(gravity), where=norm > 0)
-    body = acc - gravity
-    derived = [*_vertical_and_horizontal(body, up)]
-    if all(c in index for c in GYRO_CHANNELS):
-        derived += _vertical_and_horizontal(windows[:, :, [index[c] for c in GYRO_CHANNELS]].astype(np.float64), up)
+    acc = np.array([index[c] for c in ACC_CHANNELS], dtype=np.intp)
+    has_gyro = all(c in index for c in GYRO_CHANNELS)
+    gyro = np.array([index[c] for c in GYRO_CHANNELS] if has_gyro else [], dtype=np.intp)
     out = np.empty((*windows.shape[:2], len(names)), dtype=np.float32)
     out[:, :, : len(channels)] = windows
-    out[:, :, len(channels) :] = np.stack(derived, axis=2)
+    derived = np.empty((*windows.shape[:2], len(names) - len(channels)), dtype=np.float32)
+    gravity_frame(windows, acc, gyro, derived)
+    out[:, :, len(channels) :] = derived
     return out, names
-
-
-def _vertical_and_horizontal(vectors: np.ndarray, up: np.ndarray) -> list[np.ndarray]:
-    """The component of (n, t, 3) ``vectors`` along the unit ``up`` (n, 1, 3), and the length across it."""
-    vertical = (vectors * up).sum(axis=2)
-    across = vectors - vertical[:, :, None] * up
-    return [vertical, np.sqrt((across * across).sum(axis=2))]
 
 
 def _gravity_frame_names(channels: Sequence[str]) -> tuple[str, ...]:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from features.gravity_kernel import gravity_and_spread, tilt_from_upright
+
 # A window moves when the std of its acceleration magnitude exceeds this (m/s^2): walking
 # and stairs give 2-5, standing or sitting still below 0.3.
 MOVING_STD = 1.0
@@ -37,6 +39,7 @@ SUSTAINED_S = 5.0
 # learned anew.
 MEMORY_S = 120.0
 NO_UPRIGHT = np.full(3, np.nan)
+XYZ = np.arange(3)  # the triad's columns in an (n, t, 3) array
 UPRIGHT_FEATURE_NAMES = ("upright_angle", "upright_dx", "upright_dy", "upright_dz")  # radians; unit-vector difference
 
 
@@ -80,12 +83,10 @@ class UprightTracker:
 def gravity_and_motion(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per window of acceleration (n, t, 3): the unit gravity direction (n, 3), zero rows for a
     zero mean, and whether the window moves (n,)."""
-    acc = np.asarray(acc, dtype=np.float64)
-    mean = acc.mean(axis=1)
-    norm = np.sqrt((mean * mean).sum(axis=1, keepdims=True))
-    unit = np.divide(mean, norm, out=np.zeros_like(mean), where=norm > 0)
-    moving = np.sqrt((acc * acc).sum(axis=2)).std(axis=1) > MOVING_STD
-    return unit, moving
+    acc = np.asarray(acc)
+    unit, spread = np.empty((len(acc), 3)), np.empty(len(acc))
+    gravity_and_spread(acc, XYZ, unit, spread)
+    return unit, spread > MOVING_STD
 
 
 def stream_uprights(acc_windows: np.ndarray, hop_s: float, tracker: UprightTracker | None = None) -> np.ndarray:
@@ -99,11 +100,6 @@ def upright_features(acc_windows: np.ndarray, uprights: np.ndarray) -> np.ndarra
     """(n, 4): the angle between each window's gravity and its upright, and gravity minus upright;
     zeros where the upright is NaN (not known yet: the window counts as upright itself)."""
     gravity, _ = gravity_and_motion(acc_windows)
-    uprights = np.asarray(uprights, dtype=np.float64)
-    known = ~np.isnan(uprights).any(axis=1)
-    reference = np.where(known[:, None], uprights, 0.0)
-    cosine = np.clip((gravity * reference).sum(axis=1), -1.0, 1.0)
-    out = np.zeros((len(gravity), 4))
-    out[known, 0] = np.arccos(cosine[known])
-    out[known, 1:] = (gravity - reference)[known]
+    out = np.empty((len(gravity), 4))
+    tilt_from_upright(gravity, np.asarray(uprights, dtype=np.float64), out)
     return out
