@@ -67,6 +67,7 @@ from rich.table import Table  # noqa: E402
 from features.contract import ALL_CHANNELS  # noqa: E402
 
 N_JOBS = 2
+DEFAULT_HAPT = REPO.parent / "shared" / "datasets" / "hapt"  # the 21 training users
 
 
 # --- posture default: the default pipeline, exactly as `posture train` runs it --------------
@@ -146,7 +147,12 @@ def load_hapt_windows(root: Path) -> tuple[np.ndarray, ...]:
     from pipelines.readers import read_recordings
     from pipelines.windowing import window_dataset
 
-    frame = recordings_to_frame(read_recordings(root))  # 50 Hz already: ingest's resampling is a no-op
+    recordings = read_recordings(root)
+    samples = sum(len(r.frame) for r in recordings)
+    if root.resolve() == DEFAULT_HAPT.resolve() and (len(recordings), samples) != (42, 797_484):
+        raise SystemExit(f"the shared HAPT copy reads as {len(recordings)} recordings, {samples} samples; "
+                         "its README says 42 and 797,484")
+    frame = recordings_to_frame(recordings)  # 50 Hz already: ingest's resampling is a no-op
     w = window_dataset(frame, WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=tuple(ALL_CHANNELS)))
     return w.windows, w.labels.astype(str), w.groups.astype(str), w.recordings.astype(str), w.starts_s, w.uprights
 
@@ -431,7 +437,7 @@ def ratios_table(data: Dataset, rows: list[dict[str, Any]], titles: dict[str, st
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hapt", type=Path, default=REPO.parent / "shared" / "datasets" / "hapt",
+    parser.add_argument("--hapt", type=Path, default=DEFAULT_HAPT,
                         help="the HAPT folder (README.md, activity_labels.txt, RawData/)")
     parser.add_argument("--methods", default="minirocket,tsfresh,seglearn,imu-stats,posture-default",
                         help=f"comma-separated subset of {', '.join(METHOD_KEYS)}")

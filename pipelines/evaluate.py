@@ -186,8 +186,17 @@ def smoothed_predictions(
     smoothed = np.zeros_like(probabilities)
     for train_index, test_index in folds:
         learned = transitions_for(labels[train_index], recordings[train_index], starts_s[train_index], classes)
-        forward = ForwardFilter(learned)
-        for index in recording_sequences(recordings[test_index], starts_s[test_index]):
-            rows = test_index[index]
-            smoothed[rows] = forward.run(probabilities[rows])
+        smoothed[test_index] = filtered(
+            probabilities[test_index], recordings[test_index], starts_s[test_index], ForwardFilter(learned)
+        )
     return labels_of(smoothed, classes)
+
+
+def filtered(
+    probabilities: np.ndarray, recordings: np.ndarray, starts_s: np.ndarray, forward: ForwardFilter
+) -> np.ndarray:
+    """The forward filter run over each recording's windows in time order (rows stay in place)."""
+    out = np.zeros_like(probabilities)
+    for index in recording_sequences(recordings, starts_s):
+        out[index] = forward.run(probabilities[index])
+    return out

@@ -15,9 +15,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from features.augment import COPIES, MAX_TILT_DEG
 from features.contract import ACC_CHANNELS, ALL_CHANNELS
 from features.errors import DataError
-from features.augment import COPIES, MAX_TILT_DEG
 from features.feature_sets import DEFAULT_FEATURE_SET, featurize
 from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
@@ -26,9 +26,9 @@ from pipelines.dataset import load_dataset
 from pipelines.evaluate import (
     CvScheme,
     Evaluation,
+    filtered,
     labels_of,
     out_of_fold_probabilities,
-    recording_sequences,
     score,
     smoothed_predictions,
     transitions_for,
@@ -146,10 +146,7 @@ def evaluate_task(forest: Any, test_dataset_dir: str, spec: WindowSpec) -> Evalu
     probabilities = np.zeros((len(w.labels), len(classes)))
     columns = [classes.index(c) for c in forest.classes_]
     probabilities[:, columns] = forest.predict_proba(featurize(w.windows, spec, w.uprights))
-    smoothed = np.zeros_like(probabilities)
-    forward = ForwardFilter.for_spec(spec)
-    for index in recording_sequences(w.recordings, w.starts_s):
-        smoothed[index] = forward.run(probabilities[index])
+    smoothed = filtered(probabilities, w.recordings, w.starts_s, ForwardFilter.for_spec(spec))
     return score(w.labels, labels_of(probabilities, classes), classes, f"held-out dataset {Path(test_dataset_dir).name}",
                  w.groups, labels_of(smoothed, classes))
 

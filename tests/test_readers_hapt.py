@@ -1,4 +1,4 @@
-"""UCI HAPT reader: the shared 21-user copy, the committed 3-user zip, corrupted copies, the CLI."""
+"""UCI HAPT reader: the committed 3-user zip (counts, units, layouts), corrupted copies, the CLI."""
 
 from __future__ import annotations
 
@@ -18,20 +18,10 @@ from pipelines.recording import Recording
 from posture_cli.main import app
 from tests.conftest import REPO, make_home, run_cli
 
-SHARED_COPY = REPO.parent / "shared" / "datasets" / "hapt"
 SUBSET_ZIP = REPO / "tests" / "data" / "hapt" / "hapt-rawdata-3-users.zip"
 SUBSET_RECORDINGS = ["exp09_user05", "exp10_user05", "exp15_user08", "exp16_user08", "exp22_user11", "exp23_user11"]
 SIX_ACTIVITIES = ["laying", "sitting", "standing", "walking", "walking_downstairs", "walking_upstairs"]
 TRANSITIONS = ["lie_to_sit", "lie_to_stand", "sit_to_lie", "sit_to_stand", "stand_to_lie", "stand_to_sit"]
-
-
-def shared_copy() -> Path:
-    """The 21-user copy; its absence is a failure, never a skip."""
-    assert (SHARED_COPY / "RawData" / "labels.txt").is_file(), (
-        f"the shared UCI HAPT copy is missing at {SHARED_COPY} (expected RawData/labels.txt); "
-        "these tests read the real data and must not be skipped"
-    )
-    return SHARED_COPY
 
 
 def bouts_table(copy: Path) -> np.ndarray:
@@ -54,16 +44,24 @@ def extracted_subset(tmp_path: Path) -> Path:
     return tmp_path / "hapt"
 
 
-def test_shared_copy_counts_and_units_with_transitions_kept() -> None:
-    copy = shared_copy()
+def sample_lines(copy: Path) -> int:
+    """Samples of every experiment, counted as lines of its accelerometer file (not by the reader)."""
+    return sum(len(path.read_text().splitlines()) for path in (copy / "RawData").glob("acc_exp*_user*.txt"))
+
+
+def test_subset_counts_and_units_with_transitions_kept(tmp_path: Path) -> None:
+    # The committed subset, so a fresh clone needs no ../shared; bench/bench_quality.py checks
+    # the 21-user copy's own figures (42 recordings, 849 bouts, 797,484 samples) when it reads it.
+    copy = extracted_subset(tmp_path)
     recordings = read_recordings(copy, ReadOptions(keep_transitions=True))
     bouts = bouts_table(copy)
-    assert len(recordings) == 42 and len(bouts) == 849
+    lines = [line for line in (copy / "RawData" / "labels.txt").read_text().splitlines() if line.strip()]
+    assert len(recordings) == 6 and len(bouts) == len(lines)
     assert {r.name for r in recordings} == {f"exp{e:02d}_user{u:02d}" for e, u in bouts[:, :2]}
-    assert len({s for r in recordings for s in r.frame["subject"]}) == 21
-    assert sum(labelled_runs(r) for r in recordings) == 849
-    assert sum(len(r.frame) for r in recordings) == 797_484
-    assert sum(int(r.frame["label"].notna().sum()) for r in recordings) == 578_145
+    assert len({s for r in recordings for s in r.frame["subject"]}) == 3
+    assert sum(labelled_runs(r) for r in recordings) == len(bouts)
+    assert sum(len(r.frame) for r in recordings) == sample_lines(copy) == 96_775
+    assert sum(int(r.frame["label"].notna().sum()) for r in recordings) == int((bouts[:, 4] - bouts[:, 3] + 1).sum())
     assert sorted({label for r in recordings for label in r.frame["label"].dropna()}) == sorted(
         SIX_ACTIVITIES + TRANSITIONS
     )
@@ -74,15 +72,15 @@ def test_shared_copy_counts_and_units_with_transitions_kept() -> None:
     assert all(r.rejected == [] for r in recordings)
 
 
-def test_shared_copy_by_default_labels_only_the_six_activities() -> None:
-    copy = shared_copy()
+def test_by_default_only_the_six_activities_are_labelled(tmp_path: Path) -> None:
+    copy = extracted_subset(tmp_path)
     recordings = {r.name: r for r in read_recordings(copy)}
     bouts = bouts_table(copy)
     activities = bouts[bouts[:, 2] <= 6]
     expected = int((activities[:, 4] - activities[:, 3] + 1).sum())
     assert sum(int(r.frame["label"].notna().sum()) for r in recordings.values()) == expected
     assert sorted({label for r in recordings.values() for label in r.frame["label"].dropna()}) == SIX_ACTIVITIES
-    assert sum(len(r.frame) for r in recordings.values()) == 797_484  # transitions stay in, unlabelled
+    assert sum(len(r.frame) for r in recordings.values()) == sample_lines(copy)  # transitions stay in, unlabelled
     experiment, user, activity, first, last = bouts[0]  # the first bout of the first experiment
     frame = recordings[f"exp{experiment:02d}_user{user:02d}"].frame
     assert activity == 5 and set(frame["label"].iloc[first : last + 1]) == {"standing"}
