@@ -9,14 +9,17 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
 from pipelines.settings import Settings
+from serving.auth import auth_required
 from serving.auth_middleware import AuthMiddleware
 from serving.http_middleware import RateLimitMiddleware, RequestMetricsMiddleware
 from serving.push_sensorlogger import router as sensorlogger_router
-from serving.fast_lane import FastLaneMiddleware
+from serving.fast_lane import FastLaneMiddleware, validation_error_response
+from serving.openapi_doc import StaticBehindApi, document_edge
 from serving.routes_http import add_body_schemas, predict, router
 from serving.runtime import start_runtime
 from serving.sessions import stream_endpoint
@@ -61,15 +64,17 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
     middleware.append(Middleware(AuthMiddleware))  # inside the per-address limit: bad-key floods are limited too
     middleware.append(Middleware(FastLaneMiddleware, lanes=_fast_lanes()))
     app = FastAPI(title="posture", version=_package_version(), description=DESCRIPTION, lifespan=lifespan,
-                  middleware=middleware)
+                  middleware=middleware, exception_handlers={RequestValidationError: validation_error_response})
     app.include_router(router)
     app.include_router(sensorlogger_router)
     app.add_api_websocket_route("/v1/stream", stream_endpoint, name="stream")
     # The browser test client (serving/static) at /, mounted last so it shadows no API route.
     from fastapi.staticfiles import StaticFiles
 
-    app.mount("/", StaticFiles(directory=os.path.join(os.path.dirname(__file__), "static"), html=True), name="static")
-    _document_raw_bodies(app)
+    static = StaticFiles(directory=os.path.join(os.path.dirname(__file__), "static"), html=True)
+    api_routes = [*app.routes, *router.routes, *sensorlogger_router.routes]  # included routers hold their own
+    app.router.routes.append(StaticBehindApi(static, api_routes, name="static"))
+    _document(app, auth_required(settings))
     return app
 
 
@@ -79,13 +84,16 @@ def _fast_lanes() -> dict:
     return {("POST", "/v1/predict"): (predict, route)}
 
 
-def _document_raw_bodies(app: FastAPI) -> None:
-    """OpenAPI: add the schemas of request bodies that routes parse themselves."""
+def _document(app: FastAPI, keys_required: bool) -> None:
+    """OpenAPI: add the schemas of request bodies that routes parse themselves, and the answers
+    the edge gives before any route (serving/openapi_doc.py)."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            add_body_schemas(generate())  # generate() caches its result in app.openapi_schema
+            spec = generate()  # generate() caches its result in app.openapi_schema
+            add_body_schemas(spec)
+            document_edge(spec, keys_required)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -29,6 +29,7 @@ from starlette.datastructures import Address
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, looks_like_g
 from serving.imu_align import ImuAligner, Readings, TooManyRows
 from serving.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
+from serving.schemas import ErrorResponse, ValidationErrorResponse
 from serving.sessions import StreamSession
 from serving.work_limits import WorkLimits
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 PUSH_IDLE_CLOSE_S = 60.0  # a push session without a push for this long is closed (1000)
 MAX_READINGS = 50_000  # payload entries per push; more is refused with 413
 MAX_TIME_NS = 2**63 - 1  # times fit int64, and so do their differences
+JSON_NUMBER_TYPES = (int, float)  # bool is not one: a reading's x of true is no acceleration
 JSON_CHARS_PER_VALUE = 24  # bounds a frame's size before encoding it
 TOTAL, USER, GRAVITY, GYRO = "totalacceleration", "accelerometer", "gravity", "gyroscope"
 NsReadings = tuple[np.ndarray, np.ndarray]  # times (ns since the epoch, int64), values (n, 3) x, y, z
@@ -50,14 +52,14 @@ class Reading(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description='Sensor: "totalacceleration", "accelerometer", "gravity", "gyroscope", ...')
-    time: int = Field(ge=0, le=MAX_TIME_NS, description="Nanoseconds since the epoch.")
+    time: int = Field(ge=0, le=MAX_TIME_NS, strict=True, description="Nanoseconds since the epoch.")
     values: dict[str, Any] = Field(default_factory=dict, description="x, y, z for the motion sensors.")
 
 
 class SensorLoggerPush(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    messageId: int | None = Field(None, description="Increments per push; a repeated one is ignored.")
+    messageId: int | None = Field(None, strict=True, description="Increments per push; a repeated one is ignored.")
     sessionId: str = Field(min_length=1, max_length=128)
     deviceId: str | None = Field(None, min_length=1, max_length=128, description="Stored pseudonymised.")
     payload: list[Reading]
@@ -134,11 +136,14 @@ class PushStream:
 @router.post(
     "/v1/push/sensorlogger", response_model=PushResponse, tags=["push"],
     summary="Sensor Logger app HTTP push: accelerometer + gyroscope into a stream session",
-    responses={413: {"description": "Too many readings in one push."},
-               422: {"description": "Readings the model cannot use (no gravity, no gyroscope, wrong units, "
-                                    "values out of range, or spread over too long a time for one push)."},
-               429: {"description": "The session was closed for flooding."},
-               503: {"description": "The server is shutting down."}},
+    responses={400: {"model": ErrorResponse, "description": "The body cannot be read (not UTF-8)."},
+               413: {"model": ErrorResponse, "description": "Too many readings in one push."},
+               422: {"model": ValidationErrorResponse | ErrorResponse,
+                     "description": "A body that is not a push (FastAPI's list of errors), or readings the model "
+                                    "cannot use: no gravity, no gyroscope, wrong units, values out of range, or "
+                                    "spread over too long a time for one push (one `detail` string)."},
+               429: {"model": ErrorResponse, "description": "The session was closed for flooding."},
+               503: {"model": ErrorResponse, "description": "The server is shutting down."}},
 )
 async def push_sensorlogger(body: SensorLoggerPush, request: Request) -> PushResponse:
     runtime: Runtime = request.app.state.runtime
@@ -208,8 +213,11 @@ def group_readings(payload: list[Reading]) -> dict[str, NsReadings]:
         if name not in (TOTAL, USER, GRAVITY, GYRO):
             continue
         try:
-            xyz = [float(reading.values[axis]) for axis in ("x", "y", "z")]
-        except (KeyError, TypeError, ValueError):
+            raw = [reading.values[axis] for axis in ("x", "y", "z")]
+            if not all(type(value) in JSON_NUMBER_TYPES for value in raw):  # not "9.7", not true
+                raise TypeError
+            xyz = [float(value) for value in raw]
+        except (KeyError, TypeError):
             raise HTTPException(422, f"payload[{index}] ({reading.name}): values must hold numbers x, y and z") from None
         except OverflowError:  # an integer literal beyond float range, such as 1 followed by 400 zeros
             raise HTTPException(422, f"payload[{index}] ({reading.name}): x, y and z must be finite") from None

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serving.protocol import MAX_ABS_T0_S  # bounds t0 as on the stream
+
 Channel = Literal["ax", "ay", "az", "gx", "gy", "gz"]
 
 ROWS_EXAMPLE = {
@@ -15,10 +17,20 @@ ROWS_EXAMPLE = {
 }
 
 
+# "Exactly one of samples or windows" in JSON Schema: a present, non-null one of the two. A null
+# counts as absent, as in the validator below, so {"samples": null, "windows": [...]} is valid.
+ONE_INPUT = {
+    "oneOf": [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in ("samples", "windows")
+    ]
+}
+
+
 class PredictRequest(BaseModel):
     """Samples (rows or columns, at ``rate_hz``) or ready windows; exactly one of the two."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ROWS_EXAMPLE]})
+    # strict: JSON numbers only, as on the stream (docs/protocol.md): lax mode took "9.7" and true as numbers.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [ROWS_EXAMPLE], **ONE_INPUT})
 
     samples: list[list[float]] | dict[Channel, list[float]] | None = Field(
         None,
@@ -34,7 +46,10 @@ class PredictRequest(BaseModel):
     rate_hz: float | None = Field(
         None, gt=0, le=2000, description="Sampling rate of `samples`; resampled when it differs from the model's."
     )
-    t0: float = Field(0.0, description="Time of the first sample in seconds; window start/end are relative to it.")
+    t0: float = Field(
+        0.0, ge=-MAX_ABS_T0_S, le=MAX_ABS_T0_S,  # 1e400 read as infinity made every start and end null
+        description="Time of the first sample in seconds; window start/end are relative to it.",
+    )
     device_id: str | None = Field(None, min_length=1, max_length=128, description="Stored pseudonymised.")
     session_id: str | None = Field(None, min_length=1, max_length=128, description="Groups requests in the log.")
 
