@@ -147,22 +147,12 @@ def _play(server: ServerProcess, sessions: list[Session]) -> None:
     assert server.process.poll() is None, f"the server exited {server.process.returncode}:\n{server.log()[-3000:]}"
 
 
-def _short_sessions_at_once(server: ServerProcess) -> None:
-    @seed(SEED)
-    @settings(FUZZ, max_examples=int(150 * SCALE))
-    @given(st.lists(session(0, 8), min_size=1, max_size=4))
-    def check(sessions: list[Session]) -> None:
-        _play(server, sessions)
-
-    check()
-
-
-def _a_few_long_sessions(server: ServerProcess) -> None:
-    @seed(SEED + 1)
-    @settings(FUZZ, max_examples=int(12 * SCALE))
-    @given(st.lists(session(60, 200), min_size=1, max_size=2))
-    def check(sessions: list[Session]) -> None:
-        _play(server, sessions)
+def _fuzz(server: ServerProcess, sessions: st.SearchStrategy[list[Session]], examples: int, seed_value: int) -> None:
+    @seed(seed_value)
+    @settings(FUZZ, max_examples=examples)
+    @given(sessions)
+    def check(batch: list[Session]) -> None:
+        _play(server, batch)
 
     check()
 
@@ -170,8 +160,8 @@ def _a_few_long_sessions(server: ServerProcess) -> None:
 def test_the_stream_keeps_its_promises_under_fuzzing(server: ServerProcess) -> None:
     """Short sessions, several at once, then long ones; then the server: alive, no traceback,
     no failed session, no 1011, memory bounded."""
-    _short_sessions_at_once(server)
-    _a_few_long_sessions(server)
+    _fuzz(server, st.lists(session(0, 8), min_size=1, max_size=4), int(150 * SCALE), SEED)
+    _fuzz(server, st.lists(session(60, 200), min_size=1, max_size=2), int(12 * SCALE), SEED + 1)
     print(f"stream fuzz (seed {SEED}): {dict(sorted(STATS.items()))}")
     assert STATS["sessions"] >= 150 * SCALE and STATS["predictions"] >= STATS["sessions"]  # the runs really ran
     assert server.process.poll() is None
