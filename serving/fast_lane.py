@@ -9,11 +9,13 @@ OpenAPI spec (and which every other path still reaches through the router).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-import orjson
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -48,7 +50,18 @@ async def validation_error_response(request: Request, err: Exception) -> Respons
     """FastAPI's own 422 format (``{"detail": [{"loc", "msg", "type", "input"}]}``), for every route.
 
     FastAPI's handler renders with ``json.dumps(allow_nan=False)``: an input of 1e400 (read as
-    infinity), even nested in an unknown field, turned the 422 into a 500. orjson writes null."""
+    infinity), even nested in an unknown field, turned the 422 into a 500. Such values become
+    null (orjson would too, but it refuses integers beyond 64 bits, which inputs can be)."""
     assert isinstance(err, RequestValidationError)
-    return Response(orjson.dumps({"detail": jsonable_encoder(err.errors())}), status_code=422,
-                    media_type="application/json")
+    return JSONResponse({"detail": _finite(jsonable_encoder(err.errors()))}, status_code=422)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every infinite or NaN float replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value

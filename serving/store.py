@@ -107,6 +107,7 @@ class PredictionStore:
         self._closed = False
         self._retry_at = 0.0  # monotonic time of the next spool replay attempt
         self._backoff = RETRY_MIN_S
+        self._database_refused_at_close = False  # see _write_or_drop
         # Plain counters, exported as Prometheus metrics by the server (rows of all tables).
         self.rows_written = 0
         self.rows_spooled = 0
@@ -299,10 +300,14 @@ class PredictionStore:
         spool cannot take them: written now they land before the older spooled rows (replayed at
         the next start), which beats losing them. Only when the database refuses too are they lost
         (a database down and a disk full at shutdown: found by tests/test_faults.py, which saw 200
-        rows dropped while the database was back)."""
+        rows dropped while the database was back). One failed try is enough: with a database that
+        does not answer, each try of each batch would hold the shutdown for the connect timeout."""
         try:
+            if self._database_refused_at_close:
+                raise ConnectionError("the database refused an earlier batch of this shutdown")
             write_batch(self._engine, items)
         except Exception as err:
+            self._database_refused_at_close = True
             self.rows_dropped += len(items)
             _log(logging.ERROR, "store_rows_dropped", rows=len(items), error=str(spool_error),
                  database_error=error_reason(err))

@@ -44,7 +44,7 @@ def redis_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + HANG_S
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() != "PONG":
+        while not _answers_ping(port):
             assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)
         yield process, f"redis://127.0.0.1:{port}/0"
@@ -52,6 +52,11 @@ def redis_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         if process.poll() is None:
             process.kill()
         process.wait(10)
+
+
+def _answers_ping(port: int) -> bool:
+    ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
+    return ping.stdout.strip() == "PONG"
 
 
 def database_dsn(database: str) -> str:

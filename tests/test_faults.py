@@ -105,8 +105,8 @@ def test_a_shutdown_on_a_full_disk_loses_only_what_nothing_takes(
             first.kill()
             proxy.close()
         dropped = sum(e["rows"] for e in _clean_log(first) if e["event"] == "store_rows_dropped")
-        second = ServerProcess(trained_home, tmp_path / "data-2", env={**ROOMY, "POSTURE_DATABASE_URL": pg_url(database),
-                                                                         "POSTURE_SPOOL_DIR": str(spool)})
+        env = {**ROOMY, "POSTURE_DATABASE_URL": pg_url(database), "POSTURE_SPOOL_DIR": str(spool)}
+        second = ServerProcess(trained_home, tmp_path / "data-2", env=env)
         try:
             wait_ready(second.url, "the spool replayed", lambda b: b["backlog"] == 0 and b["status"] == "ready")
             assert second.stop() == 0
