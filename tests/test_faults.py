@@ -49,8 +49,9 @@ SESSION_STARTS = "SELECT window_start FROM predictions WHERE session_id = :s ORD
 SESSION_ROWS = "SELECT COUNT(*) FROM predictions WHERE session_id = :s"
 
 
-def _each_window_once(server: ServerProcess, session: str, total: int) -> None:
+def _each_window_once(server: ServerProcess, session: str, total: int, fault: str) -> None:
     starts = [row[0] for row in server.query(SESSION_STARTS, s=session)]
+    print(f"\n{fault}: {total} predictions, {len(starts)} rows, {total - len(starts)} lost")
     assert starts == [float(i) for i in range(total)], f"{len(starts)} rows for {total} predictions"
 
 
@@ -80,7 +81,7 @@ def test_a_full_disk_under_the_spool_loses_no_row(trained_home: Path, tmp_path: 
             server.kill()
             proxy.close()
         server.database_url = pg_url(database)
-        _each_window_once(server, session, total)
+        _each_window_once(server, session, total, "full disk under the spool")
     failed = [e for e in _clean_log(server) if e["event"] == "store_spool_failed"]
     assert failed and all("No space left on device" in e["error"] for e in failed)
     assert not [e for e in server.events() if e["event"] == "store_rows_dropped"]
@@ -113,6 +114,8 @@ def test_a_shutdown_on_a_full_disk_loses_only_what_nothing_takes(
         finally:
             second.kill()
         starts = sorted(row[0] for row in second.query(SESSION_STARTS, s=session))
+    print(f"\nshutdown on a full disk ({'database back' if database_back else 'database down'}): {total} "
+          f"predictions, {len(starts)} rows, {total - len(starts)} lost, {dropped} rows counted dropped")
     assert len(starts) == len(set(starts))  # none twice
     if database_back:
         assert dropped == 0 and starts == [float(i) for i in range(total)]
@@ -150,7 +153,7 @@ def test_postgres_killed_mid_copy_loses_no_row(trained_home: Path, tmp_path: Pat
             assert server.stop() == 0
         finally:
             server.kill()
-        _each_window_once(server, session, total)
+        _each_window_once(server, session, total, "backend killed mid-COPY")
     events = [e["event"] for e in _clean_log(server)]
     assert "store_database_unavailable" in events and "store_spool_replayed" in events
 
@@ -182,7 +185,7 @@ def test_redis_killed_mid_stream_falls_back_in_process(trained_home: Path, tmp_p
         finally:
             server.kill()
     assert total == 19 and flood_code == 1008  # every window; the in-process bucket still limits
-    _each_window_once(server, session, total)
+    _each_window_once(server, session, total, "redis-server SIGKILLed mid-stream")
     events = [e["event"] for e in _clean_log(server)]
     assert events.count("redis_unavailable") == 1 and "session_failed" not in events
 
@@ -238,7 +241,7 @@ def test_sigkill_during_spool_replay_loses_and_repeats_no_row(trained_home: Path
             assert second.stop() == 0
         finally:
             second.kill()
-        _each_window_once(second, session, total)
+        _each_window_once(second, session, total, "SIGKILL inside a spool replay")
     _clean_log(first, log)
     _clean_log(second)
 
