@@ -134,7 +134,8 @@ def _count(messages: list[dict[str, Any]], code: int | None, frames: int) -> Non
     STATS["frames"] += frames
     STATS[f"close {code}"] += 1
     STATS["predictions"] += sum(m["type"] == "prediction" for m in messages)
-    STATS.update(f"error {c}" for c in _errors(messages) if not c.startswith("fuzz"))
+    sentinels = [m for m in messages if m["type"] == "error" and "'fuzz-" in m["detail"]]
+    STATS.update(f"error {c}" for c in _errors([m for m in messages if m not in sentinels]))
 
 
 def _play(server: ServerProcess, sessions: list[Session]) -> None:
