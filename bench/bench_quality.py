@@ -71,16 +71,16 @@ DEFAULT_HAPT = REPO.parent / "shared" / "datasets" / "hapt"  # the 21 training u
 
 
 # --- posture default: the default pipeline, exactly as `posture train` runs it --------------
-# Its feature set (imu-stats-3 needs each window's upright, which posture's windowing computes
-# over the whole recording, causally), its forest, and its forward filter with transitions
+# Its feature set (which needs each window's stream context, the upright and the last still
+# posture that posture's windowing computes over the whole recording, causally), its forest, and its forward filter with transitions
 # learned on each fold's training windows (pipelines.evaluate.smoothed_predictions).
 
 
-def posture_default_features(windows: np.ndarray, uprights: np.ndarray, rate_hz: float) -> np.ndarray:
+def posture_default_features(windows: np.ndarray, contexts: np.ndarray, rate_hz: float) -> np.ndarray:
     from features.feature_sets import DEFAULT_FEATURE_SET, featurize
     from features.spec import WindowSpec
 
-    return featurize(windows, WindowSpec(rate_hz=rate_hz, feature_set_version=DEFAULT_FEATURE_SET), uprights)
+    return featurize(windows, WindowSpec(rate_hz=rate_hz, feature_set_version=DEFAULT_FEATURE_SET), contexts)
 
 
 def posture_default_forest() -> Any:
@@ -97,9 +97,9 @@ def posture_copies(data: "Dataset") -> list[np.ndarray]:
     from pipelines.augmentation import rotated_copies
     from pipelines.windowing import WindowedDataset
 
-    assert data.recordings is not None and data.starts is not None and data.uprights is not None
+    assert data.recordings is not None and data.starts is not None and data.contexts is not None
     spec = WindowSpec(rate_hz=data.rate_hz, feature_set_version=DEFAULT_FEATURE_SET)
-    windowed = WindowedDataset(data.windows, data.labels, data.subjects, data.recordings, data.starts, data.uprights)
+    windowed = WindowedDataset(data.windows, data.labels, data.subjects, data.recordings, data.starts, data.contexts)
     return rotated_copies(windowed, spec, COPIES, 0)
 
 
@@ -127,7 +127,7 @@ class Dataset:
     subjects: np.ndarray | None = None
     recordings: np.ndarray | None = None
     starts: np.ndarray | None = None
-    uprights: np.ndarray | None = None  # (n, 3) per window, from posture's windowing; None: all unknown
+    contexts: np.ndarray | None = None  # (n, 6) per window, from posture's windowing; None: all unknown
     classes: np.ndarray = field(init=False)
     scored: np.ndarray = field(init=False)  # rows in some test fold, in fold order
 
@@ -140,7 +140,7 @@ def load_hapt_windows(root: Path) -> tuple[np.ndarray, ...]:
     """HAPT through posture's own reader and windowing, as `posture ingest` + `posture train` see it.
 
     Returns windows float32 (n, 100, 6), labels, subjects, recordings, starts (s) and the
-    upright each window saw (features.upright, computed over the whole recording).
+    context row each window saw (features.stream_context, computed over the whole recording).
     """
     from features.spec import WindowSpec
     from pipelines.dataset import recordings_to_frame
@@ -154,17 +154,17 @@ def load_hapt_windows(root: Path) -> tuple[np.ndarray, ...]:
                          "its README says 42 and 797,484")
     frame = recordings_to_frame(recordings)  # 50 Hz already: ingest's resampling is a no-op
     w = window_dataset(frame, WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=tuple(ALL_CHANNELS)))
-    return w.windows, w.labels.astype(str), w.groups.astype(str), w.recordings.astype(str), w.starts_s, w.uprights
+    return w.windows, w.labels.astype(str), w.groups.astype(str), w.recordings.astype(str), w.starts_s, w.contexts
 
 
 def hapt_dataset(root: Path, quick: bool) -> Dataset:
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
-    windows, labels, subjects, recordings, starts, uprights = load_hapt_windows(root)
+    windows, labels, subjects, recordings, starts, contexts = load_hapt_windows(root)
     splitter = GroupKFold(n_splits=5) if quick else LeaveOneGroupOut()
     folds = list(splitter.split(windows, labels, groups=subjects))
     scheme = "5-fold GroupKFold by subject" if quick else f"leave-one-subject-out ({len(folds)} folds)"
-    return Dataset("HAPT", windows, labels, 50.0, folds, scheme, subjects, recordings, starts, uprights)
+    return Dataset("HAPT", windows, labels, 50.0, folds, scheme, subjects, recordings, starts, contexts)
 
 
 def basic_motions_dataset() -> Dataset:
@@ -188,7 +188,7 @@ class FeatureMethod:
 
     key: str
     title: str
-    extract: Callable[[Any, tuple[str, ...], float, np.ndarray], np.ndarray]  # prepared, channels, rate, uprights
+    extract: Callable[[Any, tuple[str, ...], float, np.ndarray], np.ndarray]  # prepared, channels, rate, contexts
     make_model: Callable[[], Any]
     prepare: Callable[[np.ndarray], Any] = lambda windows: windows
 
@@ -215,7 +215,7 @@ def tsfresh_method(efficient: bool) -> FeatureMethod:
         frame.insert(1, "time", np.tile(np.arange(samples), n))
         return frame
 
-    def extract(frame: pd.DataFrame, channels: tuple[str, ...], rate_hz: float, uprights: np.ndarray) -> np.ndarray:
+    def extract(frame: pd.DataFrame, channels: tuple[str, ...], rate_hz: float, contexts: np.ndarray) -> np.ndarray:
         table = tsfresh.extract_features(
             frame, column_id="id", column_sort="time", default_fc_parameters=parameters, n_jobs=0,
             disable_progressbar=True,
@@ -231,7 +231,7 @@ def seglearn_method() -> FeatureMethod:
     import seglearn
     from seglearn.transform import FeatureRep
 
-    def extract(windows: np.ndarray, channels: tuple[str, ...], rate_hz: float, uprights: np.ndarray) -> np.ndarray:
+    def extract(windows: np.ndarray, channels: tuple[str, ...], rate_hz: float, contexts: np.ndarray) -> np.ndarray:
         return FeatureRep().fit_transform(windows)
 
     def prepare(windows: np.ndarray) -> np.ndarray:
@@ -247,7 +247,7 @@ def imu_stats_method() -> FeatureMethod:
     def forest() -> Any:
         return make_forest(100, 0).set_params(n_jobs=N_JOBS)
 
-    def extract(windows: np.ndarray, channels: tuple[str, ...], rate_hz: float, uprights: np.ndarray) -> np.ndarray:
+    def extract(windows: np.ndarray, channels: tuple[str, ...], rate_hz: float, contexts: np.ndarray) -> np.ndarray:
         return extract_features(windows, channels, rate_hz)
 
     return FeatureMethod("imu-stats", f"posture {FEATURE_SET_VERSION} + make_forest", extract, forest)
@@ -256,8 +256,8 @@ def imu_stats_method() -> FeatureMethod:
 def posture_default_method() -> FeatureMethod:
     from features.feature_sets import DEFAULT_FEATURE_SET
 
-    def extract(windows: np.ndarray, channels: tuple[str, ...], rate_hz: float, uprights: np.ndarray) -> np.ndarray:
-        return posture_default_features(windows, uprights, rate_hz)
+    def extract(windows: np.ndarray, channels: tuple[str, ...], rate_hz: float, contexts: np.ndarray) -> np.ndarray:
+        return posture_default_features(windows, contexts, rate_hz)
 
     return FeatureMethod("posture-default", f"posture default ({DEFAULT_FEATURE_SET} + make_forest)", extract,
                          posture_default_forest)
@@ -295,11 +295,11 @@ def score(data: Dataset, predicted: np.ndarray) -> dict[str, Any]:
 
 def timed_featurize(method: FeatureMethod, data: Dataset) -> tuple[np.ndarray, float]:
     channels = tuple(ALL_CHANNELS)
-    uprights = data.uprights if data.uprights is not None else np.full((len(data.windows), 3), np.nan)
-    method.extract(method.prepare(data.windows[:8]), channels, data.rate_hz, uprights[:8])  # warm-up: JIT, caches
+    contexts = data.contexts if data.contexts is not None else np.full((len(data.windows), 6), np.nan)
+    method.extract(method.prepare(data.windows[:8]), channels, data.rate_hz, contexts[:8])  # warm-up: JIT, caches
     prepared = method.prepare(data.windows)
     started = time.perf_counter()
-    features = method.extract(prepared, channels, data.rate_hz, uprights)
+    features = method.extract(prepared, channels, data.rate_hz, contexts)
     return features, time.perf_counter() - started
 
 
@@ -320,7 +320,7 @@ def cross_val_proba(
 def run_feature_method(method: FeatureMethod, data: Dataset) -> list[MethodResult]:
     features, seconds = timed_featurize(method, data)
     started = time.perf_counter()
-    augmented = method.key == "posture-default" and data.uprights is not None  # HAPT: as `posture train` does
+    augmented = method.key == "posture-default" and data.contexts is not None  # HAPT: as `posture train` does
     copies = posture_copies(data) if augmented else None
     copies_s = time.perf_counter() - started
     proba, cv_s = cross_val_proba(features, data, method.make_model, copies)

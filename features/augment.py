@@ -32,16 +32,19 @@ def random_rotation(rng: np.random.Generator, max_deg: float = MAX_TILT_DEG) -> 
 
 
 def rotate_stream(
-    windows: np.ndarray, uprights: np.ndarray, channels: Sequence[str], rotation: np.ndarray
+    windows: np.ndarray, contexts: np.ndarray, channels: Sequence[str], rotation: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One stream's windows (n, t, channels) and uprights (n, 3) as the rotated phone sees them.
+    """One stream's windows (n, t, channels) and context rows (n, 3k) as the rotated phone sees them.
 
-    Both the accelerometer and the gyroscope triads turn; the upright turns with them (its
-    estimate is a mean of gravity directions, and the moving windows are the same).
+    Both the accelerometer and the gyroscope triads turn; so does every direction of the
+    context (``features.stream_context``): each is a mean of gravity directions over windows
+    that the rotation leaves moving or still as they were.
     """
     out = np.array(windows, dtype=np.float32, copy=True)
     for triad in (ACC_CHANNELS, GYRO_CHANNELS):
         if all(c in channels for c in triad):
             columns = [list(channels).index(c) for c in triad]
             out[:, :, columns] = windows[:, :, columns] @ rotation.T.astype(np.float32)
-    return out, np.asarray(uprights) @ rotation.T
+    contexts = np.asarray(contexts)
+    turned = contexts.reshape(len(contexts), -1, 3) @ rotation.T
+    return out, turned.reshape(contexts.shape)

@@ -12,11 +12,13 @@ dispatch on it, so a model keeps predicting after the default changes.
   the same vertical and horizontal motion, which is what tells stairs from level walking.
   Measured leave-one-subject-out on the 21 UCI HAPT users (RF100, bench/bench_quality.py):
   window accuracy 0.918 -> 0.928.
-- ``imu-stats-3`` (the default): ``imu-stats-2`` plus the window's tilt from the wearer's
-  upright, learned causally from their own walking (``features.upright``): 0.928 -> 0.940
-  (0.943 with ``make_forest``'s leaves of 5).
-  Its windows need their stream's uprights (``window_uprights``), so featurizing them
-  takes them as a third argument.
+- ``imu-stats-3``: ``imu-stats-2`` plus the window's tilt from the wearer's upright, learned
+  causally from their own walking (``features.upright``): 0.928 -> 0.940 (0.943 with
+  ``make_forest``'s leaves of 5).
+- ``imu-stats-4`` (the default): ``imu-stats-3`` plus the window's tilt from the posture the
+  wearer came from (``features.last_posture``): 0.948 -> 0.963 with the rotated copies.
+From ``imu-stats-3`` on, windows need their stream's context (``window_contexts``,
+``features.stream_context``), so featurizing them takes it as a third argument.
 
 Every signal gets the same per-signal features (``features.extract``).
 """
@@ -31,22 +33,25 @@ from features.contract import ACC_CHANNELS, GYRO_CHANNELS
 from features.errors import SpecError
 from features.extract import FEATURE_SET_VERSION as IMU_STATS_1
 from features.extract import extract_features, feature_names
-from features.gravity_kernel import gravity_frame
+from features.gravity_kernel import gravity_frame, tilt_from_reference
 from features.spec import WindowSpec
-from features.upright import UPRIGHT_FEATURE_NAMES, UprightTracker, stream_uprights, upright_features
+from features.last_posture import POSTURE_CHANGE_FEATURE_NAMES
+from features.stream_context import LAST_POSTURE, UPRIGHT, StreamContext, stream_contexts, unknown_contexts
+from features.upright import UPRIGHT_FEATURE_NAMES, gravity_and_spread_of
 
 IMU_STATS_2 = "imu-stats-2"
 IMU_STATS_3 = "imu-stats-3"
-DEFAULT_FEATURE_SET = IMU_STATS_3
-FEATURE_SETS: tuple[str, ...] = (IMU_STATS_1, IMU_STATS_2, IMU_STATS_3)
+IMU_STATS_4 = "imu-stats-4"
+DEFAULT_FEATURE_SET = IMU_STATS_4
+FEATURE_SETS: tuple[str, ...] = (IMU_STATS_1, IMU_STATS_2, IMU_STATS_3, IMU_STATS_4)
 GRAVITY_FRAME_SIGNALS: tuple[str, ...] = ("avert", "ahoriz", "gvert", "ghoriz")
 
 
-def featurize(windows: np.ndarray, spec: WindowSpec, uprights: np.ndarray | None = None) -> np.ndarray:
+def featurize(windows: np.ndarray, spec: WindowSpec, contexts: np.ndarray | None = None) -> np.ndarray:
     """Features of (n_windows, n_samples, channels) windows by the spec's feature set.
 
-    ``uprights`` (n_windows, 3): each window's upright from ``window_uprights`` over its
-    stream (NaN rows: not known yet); ``imu-stats-3`` needs them, the others ignore them.
+    ``contexts`` (n_windows, ``CONTEXT_COLUMNS``): each window's row from ``window_contexts``
+    over its stream; ``imu-stats-3`` and ``imu-stats-4`` need them, the others ignore them.
     """
     version = _version(spec)
     windows = np.asarray(windows)
@@ -56,17 +61,27 @@ def featurize(windows: np.ndarray, spec: WindowSpec, uprights: np.ndarray | None
     features = extract_features(signals, names, spec.rate_hz)
     if version == IMU_STATS_2:
         return features
-    if uprights is None or len(uprights) != len(windows):
-        raise ValueError(f"{IMU_STATS_3} needs one upright per window (window_uprights)")
-    return np.hstack([features, upright_features(_acc(windows, spec.channels), uprights)])
+    if contexts is None or len(contexts) != len(windows):
+        raise ValueError(f"{version} needs one context row per window (window_contexts)")
+    gravity, _ = gravity_and_spread_of(_acc(windows, spec.channels))
+    references = [UPRIGHT] if version == IMU_STATS_3 else [UPRIGHT, LAST_POSTURE]
+    return np.hstack([features, *(_tilt_from(gravity, contexts[:, columns]) for columns in references)])
 
 
-def window_uprights(windows: np.ndarray, spec: WindowSpec, tracker: UprightTracker | None = None) -> np.ndarray:
-    """The upright each of a stream's consecutive windows (cut by ``spec``) sees (n, 3), advancing
-    ``tracker`` (a new one when None: the windows are a whole stream); NaN rows without an accelerometer."""
+def window_contexts(windows: np.ndarray, spec: WindowSpec, context: StreamContext | None = None) -> np.ndarray:
+    """The context row of each of a stream's consecutive windows (cut by ``spec``), advancing
+    ``context`` (a new one when None: the windows are a whole stream); NaN rows without an accelerometer."""
     if not all(c in spec.channels for c in ACC_CHANNELS):
-        return np.full((len(windows), 3), np.nan)
-    return stream_uprights(_acc(np.asarray(windows), spec.channels), spec.hop_s, tracker)
+        return unknown_contexts(len(windows))
+    return stream_contexts(_acc(np.asarray(windows), spec.channels), spec.hop_s, context)
+
+
+def _tilt_from(gravity: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """(n, 4): the angle from each reference direction to the window's gravity, and gravity minus
+    the reference; zeros where the reference is NaN (not known yet: no tilt from it)."""
+    out = np.empty((len(gravity), 4))
+    tilt_from_reference(gravity, np.ascontiguousarray(references, dtype=np.float64), out)
+    return out
 
 
 def _acc(windows: np.ndarray, channels: Sequence[str]) -> np.ndarray:
@@ -79,7 +94,10 @@ def feature_names_for(spec: WindowSpec) -> list[str]:
     if version == IMU_STATS_1:
         return feature_names(spec.channels, spec.rate_hz)
     names = feature_names(_gravity_frame_names(spec.channels), spec.rate_hz)
-    return names if version == IMU_STATS_2 else [*names, *UPRIGHT_FEATURE_NAMES]
+    if version == IMU_STATS_2:
+        return names
+    names += UPRIGHT_FEATURE_NAMES
+    return names if version == IMU_STATS_3 else [*names, *POSTURE_CHANGE_FEATURE_NAMES]
 
 
 def with_gravity_frame(windows: np.ndarray, channels: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:

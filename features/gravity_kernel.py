@@ -69,14 +69,15 @@ def gravity_and_spread(windows: np.ndarray, acc: np.ndarray, unit: np.ndarray, s
 
 
 @njit(cache=True, nogil=True)
-def tilt_from_upright(unit: np.ndarray, uprights: np.ndarray, out: np.ndarray) -> None:
-    """Into ``out`` (n, 4): the angle from each upright to the gravity direction, and their
-    difference; zeros where the upright is NaN (not known yet)."""
+def tilt_from_reference(unit: np.ndarray, references: np.ndarray, out: np.ndarray) -> None:
+    """Into ``out`` (n, 4): the angle from each reference direction (the upright, the last
+    posture) to the gravity direction, and their difference; zeros where the reference is NaN
+    (not known yet)."""
     for w in range(unit.shape[0]):
-        if math.isnan(uprights[w, 0]) or math.isnan(uprights[w, 1]) or math.isnan(uprights[w, 2]):
+        if math.isnan(references[w, 0]) or math.isnan(references[w, 1]) or math.isnan(references[w, 2]):
             out[w, :] = 0.0
             continue
-        cosine = unit[w, 0] * uprights[w, 0] + unit[w, 1] * uprights[w, 1] + unit[w, 2] * uprights[w, 2]
+        cosine = unit[w, 0] * references[w, 0] + unit[w, 1] * references[w, 1] + unit[w, 2] * references[w, 2]
         out[w, 0] = math.acos(min(max(cosine, -1.0), 1.0))
         for k in range(3):
-            out[w, k + 1] = unit[w, k] - uprights[w, k]
+            out[w, k + 1] = unit[w, k] - references[w, k]

@@ -9,7 +9,7 @@ the estimate from the windows *before* it, so a file and a live stream agree and
 looks ahead. Stairs tilt the torso forward, sitting tilts the pelvis back: both show as
 an angle from the upright (``features.feature_sets``, ``imu-stats-3``).
 
-``upright_features`` turns a window's gravity and its upright into four columns: the angle
+``features.feature_sets`` turns a window's gravity and its upright into four columns: the angle
 between them and their difference vector in the phone's axes (which way the torso tilts).
 A window before any sustained motion has no upright yet: it counts as upright itself (all
 four columns 0). A distinct "unknown" value scored lower (0.941 against 0.943) and taught the
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.gravity_kernel import gravity_and_spread, tilt_from_upright
+from features.gravity_kernel import gravity_and_spread
 
 # A window moves when the std of its acceleration magnitude exceeds this (m/s^2): walking
 # and stairs give 2-5, standing or sitting still below 0.3.
@@ -80,26 +80,17 @@ class UprightTracker:
         return cls(direction, int(state["moving_windows"]), int(state["moving_run"]))  # type: ignore[call-overload]
 
 
-def gravity_and_motion(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gravity_and_spread_of(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per window of acceleration (n, t, 3): the unit gravity direction (n, 3), zero rows for a
-    zero mean, and whether the window moves (n,)."""
+    zero mean, and the std of the acceleration magnitude (n,)."""
     acc = np.asarray(acc)
     unit, spread = np.empty((len(acc), 3)), np.empty(len(acc))
     gravity_and_spread(acc, XYZ, unit, spread)
+    return unit, spread
+
+
+def gravity_and_motion(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window of acceleration (n, t, 3): the unit gravity direction (n, 3) and whether the
+    window moves (n,)."""
+    unit, spread = gravity_and_spread_of(acc)
     return unit, spread > MOVING_STD
-
-
-def stream_uprights(acc_windows: np.ndarray, hop_s: float, tracker: UprightTracker | None = None) -> np.ndarray:
-    """The upright each of a stream's consecutive windows (n, t, 3), ``hop_s`` apart, sees,
-    advancing ``tracker`` (a new one: the windows are a stream of their own)."""
-    gravity, moving = gravity_and_motion(acc_windows)
-    return (tracker or UprightTracker()).references(gravity, moving, hop_s)
-
-
-def upright_features(acc_windows: np.ndarray, uprights: np.ndarray) -> np.ndarray:
-    """(n, 4): the angle between each window's gravity and its upright, and gravity minus upright;
-    zeros where the upright is NaN (not known yet: the window counts as upright itself)."""
-    gravity, _ = gravity_and_motion(acc_windows)
-    out = np.empty((len(gravity), 4))
-    tilt_from_upright(gravity, np.asarray(uprights, dtype=np.float64), out)
-    return out

@@ -22,13 +22,13 @@ def rotated_copies(windowed: WindowedDataset, spec: WindowSpec, copies: int, see
     names = np.unique(recordings)
     out = []
     for _ in range(copies):
-        windows, uprights = np.empty_like(windowed.windows), np.empty_like(windowed.uprights)
+        windows, contexts = np.empty_like(windowed.windows), np.empty_like(windowed.contexts)
         for name in names:
             rows = recordings == name
-            windows[rows], uprights[rows] = rotate_stream(
-                windowed.windows[rows], windowed.uprights[rows], spec.channels, random_rotation(rng)
+            windows[rows], contexts[rows] = rotate_stream(
+                windowed.windows[rows], windowed.contexts[rows], spec.channels, random_rotation(rng)
             )
-        out.append(featurize(windows, spec, uprights))
+        out.append(featurize(windows, spec, contexts))
     return out
 
 

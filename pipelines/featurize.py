@@ -71,7 +71,7 @@ def featurize_batch_task(dataset_dir: str, recordings: list[str], spec: WindowSp
     if frame["label"].isna().all() or not (frame.groupby("recording").size() >= spec.window_samples).any():
         return FeatureTable.empty(spec)
     windowed = window_dataset(frame, spec)
-    features = featurize(windowed.windows, spec, windowed.uprights)
+    features = featurize(windowed.windows, spec, windowed.contexts)
     return FeatureTable(features, windowed.labels, windowed.groups, windowed.recordings, windowed.starts_s)
 
 

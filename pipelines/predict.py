@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.errors import SpecError
-from features.feature_sets import featurize, window_uprights
+from features.feature_sets import featurize, window_contexts
 from features.smoothing import ForwardFilter
 from features.windows import sliding_windows, window_starts
 from pipelines.recording import Recording
@@ -79,7 +79,7 @@ def predict_recording(
             "in every gap-free stretch.",
             f"record at least {spec.window_s} s without gaps.",
         )
-    features = featurize(all_windows, spec, window_uprights(all_windows, spec))
+    features = featurize(all_windows, spec, window_contexts(all_windows, spec))
     probabilities = model.engine.predict_proba(features)
     if smooth:
         probabilities = ForwardFilter.for_spec(spec).run(probabilities)

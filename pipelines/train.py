@@ -103,7 +103,7 @@ def window_task(frame: Any, spec: WindowSpec) -> WindowedDataset:
 @task(cache_policy=NO_CACHE)
 def featurize_task(windowed: WindowedDataset, spec: WindowSpec) -> np.ndarray:
     report("featurize", f"{len(windowed.labels)} windows, {spec.feature_set_version}")
-    return featurize(windowed.windows, spec, windowed.uprights)
+    return featurize(windowed.windows, spec, windowed.contexts)
 
 
 @task(cache_policy=NO_CACHE)
@@ -145,7 +145,7 @@ def evaluate_task(forest: Any, test_dataset_dir: str, spec: WindowSpec) -> Evalu
     classes = list(spec.classes)
     probabilities = np.zeros((len(w.labels), len(classes)))
     columns = [classes.index(c) for c in forest.classes_]
-    probabilities[:, columns] = forest.predict_proba(featurize(w.windows, spec, w.uprights))
+    probabilities[:, columns] = forest.predict_proba(featurize(w.windows, spec, w.contexts))
     smoothed = filtered(probabilities, w.recordings, w.starts_s, ForwardFilter.for_spec(spec))
     return score(w.labels, labels_of(probabilities, classes), classes, f"held-out dataset {Path(test_dataset_dir).name}",
                  w.groups, labels_of(smoothed, classes))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.errors import DataError
-from features.feature_sets import window_uprights
+from features.feature_sets import window_contexts
 from features.spec import WindowSpec
 from features.windows import sliding_windows, window_starts
 
@@ -27,7 +27,7 @@ class WindowedDataset:
     groups: np.ndarray  # (n_windows,) subject of each window (recording when no subject)
     recordings: np.ndarray  # (n_windows,) recording name
     starts_s: np.ndarray  # (n_windows,) window start, seconds from the recording's start
-    uprights: np.ndarray  # (n_windows, 3) the wearer's upright each window saw (features.upright), NaN: none yet
+    contexts: np.ndarray  # (n_windows, CONTEXT_COLUMNS) what each window's stream said of it (features.stream_context)
 
 
 def _majority_labels(codes: np.ndarray, window: int, hop: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +46,7 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
     Windows run over each whole recording, unlabelled samples included, so a window never
     joins samples either side of an unlabelled stretch; it is training data only when
     ``MIN_LABEL_PURITY`` of its samples carry one label. Every window of a recording, kept or
-    not, moves its upright estimate on, as it would in a live stream.
+    not, moves its stream context (upright, last posture) on, as it would in a live stream.
     """
     missing = [c for c in spec.channels if c not in frame.columns]
     if missing:
@@ -59,7 +59,7 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
         raise DataError("The dataset has no labelled rows.", "ingest with --label or a label column.")
     classes = np.array(sorted(labelled["label"].unique()))
     parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("windows", "labels", "groups", "recordings", "starts", "uprights")
+        k: [] for k in ("windows", "labels", "groups", "recordings", "starts", "contexts")
     }
     for name, rec in frame.groupby("recording", sort=True):
         values = rec[list(spec.channels)].to_numpy(np.float32)
@@ -75,7 +75,7 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
         timestamps = rec["timestamp"].to_numpy()
         windows = sliding_windows(values, spec.window_samples, spec.hop_samples)
         parts["windows"].append(windows[keep])
-        parts["uprights"].append(window_uprights(windows, spec)[keep])
+        parts["contexts"].append(window_contexts(windows, spec)[keep])
         parts["labels"].append(classes[majority[keep]])
         parts["groups"].append(np.full(keep.sum(), group, dtype=object))
         parts["recordings"].append(np.full(keep.sum(), str(name), dtype=object))
@@ -90,5 +90,5 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
         groups=np.concatenate(parts["groups"]),
         recordings=np.concatenate(parts["recordings"]),
         starts_s=np.concatenate(parts["starts"]),
-        uprights=np.concatenate(parts["uprights"]),
+        contexts=np.concatenate(parts["contexts"]),
     )

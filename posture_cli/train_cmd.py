@@ -20,7 +20,7 @@ def train(
     channels: Annotated[str, typer.Option("--channels", help="auto, all (accelerometer+gyroscope) or acc.")] = "auto",
     trees: Annotated[Optional[int], typer.Option("--trees", help="Trees in the Random Forest (default 100).")] = None,
     cv: Annotated[Optional[str], typer.Option("--cv", help="Cross-validation by subject: loso, group-kfold:N, or auto (LOSO up to 30 subjects, else group-kfold:10).")] = None,
-    feature_set: Annotated[Optional[str], typer.Option("--feature-set", help="Feature-set version (default imu-stats-3; imu-stats-1 and imu-stats-2 reproduce older models).")] = None,
+    feature_set: Annotated[Optional[str], typer.Option("--feature-set", help="Feature-set version (default imu-stats-4; imu-stats-1 to imu-stats-3 reproduce older models).")] = None,
     rotated_copies: Annotated[Optional[int], typer.Option("--rotated-copies", min=0, help="Training copies of each recording with the phone turned up to 15 degrees (default 2; 0 = none).")] = None,
     no_register: Annotated[bool, typer.Option("--no-register", help="Evaluate only; log and register nothing.")] = False,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where datasets are (POSTURE_DATA_DIR).")] = None,

@@ -35,7 +35,7 @@ class BatcherClosed(RuntimeError):
 @dataclass
 class _Job:
     windows: np.ndarray  # (n, window_samples, channels)
-    uprights: np.ndarray  # (n, 3) the upright each window saw in its stream (features.upright)
+    contexts: np.ndarray  # (n, CONTEXT_COLUMNS) what each window's stream said of it (features.stream_context)
     served: ServedModel
     future: asyncio.Future[np.ndarray]
     queued_at: float = field(default_factory=time.perf_counter)
@@ -60,16 +60,16 @@ class MicroBatcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
-    async def submit(self, windows: np.ndarray, uprights: np.ndarray, served: ServedModel) -> np.ndarray:
-        """Probabilities (n, n_classes) for ``windows`` with their ``uprights``, predicted by ``served``."""
+    async def submit(self, windows: np.ndarray, contexts: np.ndarray, served: ServedModel) -> np.ndarray:
+        """Probabilities (n, n_classes) for ``windows`` with their stream ``contexts``, predicted by ``served``."""
         if self._closed:
             raise BatcherClosed("the server is shutting down")
         if len(windows) > self.max_windows:  # keep every batch bounded
             cuts = range(0, len(windows), self.max_windows)
-            parts = [(windows[i : i + self.max_windows], uprights[i : i + self.max_windows]) for i in cuts]
+            parts = [(windows[i : i + self.max_windows], contexts[i : i + self.max_windows]) for i in cuts]
             return np.concatenate(await asyncio.gather(*(self.submit(w, u, served) for w, u in parts)))
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Job(windows, uprights, served, future))
+        self._pending.append(_Job(windows, contexts, served, future))
         self._pending_windows += len(windows)
         self._wake.set()
         if self._pending_windows >= self.max_windows or len(self._pending) >= self._last_batch[1]:
@@ -147,8 +147,8 @@ class MicroBatcher:
             served = jobs[indices[0]].served
             try:
                 windows = np.concatenate([jobs[i].windows for i in indices])
-                uprights = np.concatenate([jobs[i].uprights for i in indices])
-                probabilities = self._predict_group(windows, uprights, served)
+                contexts = np.concatenate([jobs[i].contexts for i in indices])
+                probabilities = self._predict_group(windows, contexts, served)
             except Exception as err:  # reported to each submitter, the batcher goes on
                 for i in indices:
                     results[i] = err
@@ -160,10 +160,10 @@ class MicroBatcher:
                 offset += count
         return results
 
-    def _predict_group(self, windows: np.ndarray, uprights: np.ndarray, served: ServedModel) -> np.ndarray:
+    def _predict_group(self, windows: np.ndarray, contexts: np.ndarray, served: ServedModel) -> np.ndarray:
         spec = served.spec
         started = time.perf_counter()
-        features = featurize(windows, spec, uprights)
+        features = featurize(windows, spec, contexts)
         featurized = time.perf_counter()
         probabilities = served.engine.predict_proba(features)
         self.metrics.preprocess.labels(served.name).observe(featurized - started)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from features.feature_sets import window_uprights
+from features.feature_sets import window_contexts
 from serving.batcher import BatcherClosed
 from serving.metrics import CONTENT_TYPE
 from serving.model_holder import ServedModel
@@ -132,8 +132,8 @@ async def predict(request: Request) -> Response:
     body = parse_predict_body(await request.body())
     served = rt.holder.current  # one version answers the whole request
     windows, starts = request_windows(body, served.spec, WorkLimits.of(rt.settings))
-    try:  # a request is a stream of its own: its windows' uprights come from its windows alone
-        probabilities = await rt.batcher.submit(windows, window_uprights(windows, served.spec), served)
+    try:  # a request is a stream of its own: its windows' context comes from its windows alone
+        probabilities = await rt.batcher.submit(windows, window_contexts(windows, served.spec), served)
     except BatcherClosed:
         return JSONResponse({"detail": "the server is shutting down"}, status_code=503)
     latency_ms = (time.perf_counter() - started) * 1000.0

@@ -39,7 +39,7 @@ class SessionSnapshot:
     windower: dict[str, Any]  # StreamWindower.state()
     belief: np.ndarray | None = None  # the smoothing filter's state, (classes,)
     belief_classes: list[str] = field(default_factory=list)
-    upright: dict[str, Any] = field(default_factory=dict)  # features.upright.UprightTracker.state()
+    context: dict[str, Any] = field(default_factory=dict)  # features.stream_context.StreamContext.state()
 
     def to_bytes(self) -> bytes:
         # A shallow dict: dataclasses.asdict would deep-copy the arrays first, at ~0.5 ms a window.
@@ -48,7 +48,9 @@ class SessionSnapshot:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SessionSnapshot":
-        return cls(**json.loads(data, object_hook=_decode_array))  # orjson has no object hook
+        saved = json.loads(data, object_hook=_decode_array)  # orjson has no object hook
+        # Fields of an older version (an instance mid-upgrade saved it) are left behind.
+        return cls(**{name: value for name, value in saved.items() if name in cls.__dataclass_fields__})
 
 
 def _encode_array(value: Any) -> Any:

@@ -23,9 +23,9 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from features.errors import SpecError
-from features.feature_sets import window_uprights
+from features.feature_sets import window_contexts
 from features.spec import WindowSpec
-from features.upright import UprightTracker
+from features.stream_context import StreamContext
 from serving.auth_middleware import API_KEY_SCOPE
 from serving.batcher import BatcherClosed
 from serving.logs import log_event
@@ -100,7 +100,7 @@ class StreamSession:
         self.close_code: int | None = None
         self._hello: Hello | None = None  # the layout in force, once the first frame set it
         self._windower: StreamWindower | None = None
-        self._upright = UprightTracker()  # the wearer's upright, learned from this stream's windows
+        self._context = StreamContext()  # the wearer's upright and last posture, learned from this stream
         self._belief: np.ndarray | None = None  # the smoothing filter's state, in _belief_classes order
         self._belief_classes: tuple[str, ...] = ()
         self._limits = WorkLimits.of(runtime.settings)
@@ -222,9 +222,9 @@ class StreamSession:
         windows, starts = windower.push(samples.values, samples.t0)
         if len(windows) == 0:
             return
-        uprights = window_uprights(windows, served.spec, self._upright)
+        contexts = window_contexts(windows, served.spec, self._context)
         try:
-            probabilities = await self.rt.batcher.submit(windows, uprights, served)
+            probabilities = await self.rt.batcher.submit(windows, contexts, served)
         except BatcherClosed:
             raise _Close(CLOSE_GOING_AWAY, "server shutting down") from None
         latency_ms = (time.perf_counter() - received) * 1000.0
@@ -335,7 +335,7 @@ class StreamSession:
             session_id=self.id, device_id=self.device_id, rate_hz=windower.rate_hz, channels=list(windower.channels),
             opened_at=self.opened_at.isoformat(), frames=self.frames, predictions=self.predictions, errors=self.errors,
             spec=windower.spec.to_dict(), windower=windower.state(),
-            belief=self._belief, belief_classes=list(self._belief_classes), upright=self._upright.state(),
+            belief=self._belief, belief_classes=list(self._belief_classes), context=self._context.state(),
         )
 
     async def _resume(self, hello: Hello) -> bool:
@@ -356,7 +356,7 @@ class StreamSession:
         self.frames += saved.frames
         self.predictions, self.errors = saved.predictions, saved.errors
         self._belief, self._belief_classes = saved.belief, tuple(saved.belief_classes)
-        self._upright = UprightTracker.restore(saved.upright) if saved.upright else UprightTracker()
+        self._context = StreamContext.restore(saved.context) if saved.context else StreamContext()
         log_event("session_resumed", session_id=self.id, next_t=round(windower.next_t, 6))
         return True
 

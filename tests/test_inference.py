@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.feature_sets import featurize, window_uprights
+from features.feature_sets import featurize, window_contexts
 from features.spec import WindowSpec
 from features.windows import sliding_windows
 from pipelines.inference import build_engine
@@ -28,7 +28,7 @@ SPEC = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=tuple(CHANNELS
 def test_onnx_and_sklearn_give_the_same_probabilities(champion: LoadedModel, trained_home: Path) -> None:
     samples = recording(trained_home, "s02-mixed-1")[CHANNELS].to_numpy(np.float32)
     windows = sliding_windows(samples, champion.spec.window_samples, champion.spec.hop_samples)
-    features = featurize(windows, champion.spec, window_uprights(windows, champion.spec))
+    features = featurize(windows, champion.spec, window_contexts(windows, champion.spec))
     onnx, forest = build_engine(champion), build_engine(champion, prefer_onnx=False)
     assert (onnx.kind, forest.kind) == ("onnx", "sklearn")
     assert onnx.classes == forest.classes == tuple(str(c) for c in champion.estimator.classes_)

@@ -61,7 +61,7 @@ def test_champion_reproduces_the_flows_predictions(trained_home: Path) -> None:
     )
     frame, _ = load_dataset(settings.dataset_dir("sample"))
     windowed = window_dataset(frame, model.spec)
-    predicted = model.estimator.predict(featurize(windowed.windows, model.spec, windowed.uprights))
+    predicted = model.estimator.predict(featurize(windowed.windows, model.spec, windowed.contexts))
     assert np.array_equal(windowed.recordings.astype(str), logged["recording"].to_numpy())
     assert np.array_equal(predicted, logged["prediction"].to_numpy())
     cv_accuracy = (logged["cv_prediction"] == logged["label"]).mean()
@@ -72,7 +72,7 @@ def test_spec_travels_with_the_model(trained_home: Path) -> None:
     spec = load_model("models:/posture/1", settings_for(trained_home)).spec
     assert replace(spec, transitions=()) == WindowSpec(
         rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=("ax", "ay", "az", "gx", "gy", "gz"),
-        feature_set_version="imu-stats-3", classes=("lying", "running", "sitting", "standing", "walking"),
+        feature_set_version="imu-stats-4", classes=("lying", "running", "sitting", "standing", "walking"),
     )
     transitions = np.array(spec.transitions)  # the forward filter's, learned from the label sequences
     assert transitions.shape == (5, 5)

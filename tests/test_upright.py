@@ -5,13 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.feature_sets import IMU_STATS_3, feature_names_for, featurize, window_uprights
+from features.feature_sets import IMU_STATS_3, feature_names_for, featurize, window_contexts
 from features.spec import WindowSpec
-from features.upright import SUSTAINED_S, UprightTracker, gravity_and_motion, upright_features
+from features.stream_context import UPRIGHT
+from features.upright import SUSTAINED_S, UprightTracker, gravity_and_motion
 
 T = np.arange(100) / 50.0
 SPEC = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0)  # windows 1 s apart
 SUSTAINED = int(SUSTAINED_S / SPEC.hop_s)  # moving windows in a row before one counts
+
+
+def window_uprights(windows: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """The upright columns of the stream's context rows."""
+    return window_contexts(windows, spec)[:, UPRIGHT]
 
 
 def still(up: np.ndarray) -> np.ndarray:
@@ -41,7 +47,7 @@ def test_the_upright_comes_from_sustained_walking_and_only_from_earlier_windows(
     first_known = 2 + SUSTAINED  # the window after the first one that ends SUSTAINED moving windows
     assert np.isnan(got[:first_known]).all()
     np.testing.assert_allclose(got[first_known:], np.tile(upright, (len(stream) - first_known, 1)), atol=1e-6)
-    features = upright_features(stream[:, :, :3], got)
+    features = featurize(stream, WindowSpec(feature_set_version=IMU_STATS_3), window_contexts(stream, SPEC))[:, -4:]
     assert (features[:first_known] == 0.0).all()  # no upright yet: counted as upright
     tilt = np.arccos(tilted @ upright / np.linalg.norm(tilted))
     np.testing.assert_allclose(features[-1], [tilt, *(tilted / np.linalg.norm(tilted) - upright)], atol=1e-6)
@@ -68,13 +74,12 @@ def test_a_saved_tracker_continues_exactly() -> None:
     np.testing.assert_array_equal(np.vstack([head, tail]), whole)
 
 
-def test_imu_stats_3_appends_the_four_tilt_columns_and_needs_the_uprights() -> None:
+def test_imu_stats_3_appends_the_four_tilt_columns_and_needs_the_stream_context() -> None:
     spec = WindowSpec(feature_set_version=IMU_STATS_3)
     stream = np.stack([walking([1.0, 0.0, 0.0])] * (SUSTAINED + 1) + [still([1.0, 0.0, 0.2])])
-    uprights = window_uprights(stream, spec)
-    got = featurize(stream, spec, uprights)
+    got = featurize(stream, spec, window_contexts(stream, spec))
     names = feature_names_for(spec)
     assert got.shape == (len(stream), len(names)) and names[-4:] == ["upright_angle", "upright_dx", "upright_dy", "upright_dz"]
     assert got[-1, -4] == pytest.approx(np.arctan(0.2), abs=1e-6)
-    with pytest.raises(ValueError, match="needs one upright per window"):
+    with pytest.raises(ValueError, match="needs one context row per window"):
         featurize(stream, spec)
