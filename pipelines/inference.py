@@ -14,10 +14,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipelines.registry import LoadedModel
+from features.spec import WindowSpec
 
 ONNX_INPUT = "features"
 ONNX_PROBABILITIES = "probabilities"
+
+
+class EngineSource(Protocol):
+    """What an engine is built from: a loaded model (``pipelines.registry.LoadedModel``)."""
+
+    spec: WindowSpec
+    onnx_path: Path | None
+
+    @property
+    def estimator(self) -> Any:
+        """The fitted sklearn classifier, loaded on first use."""
+        ...
 
 
 class InferenceEngine(Protocol):
@@ -64,7 +76,7 @@ class SklearnEngine:
         return np.asarray(self._estimator.predict_proba(features), dtype=np.float64)
 
 
-def build_engine(model: LoadedModel, prefer_onnx: bool = True) -> InferenceEngine:
+def build_engine(model: EngineSource, prefer_onnx: bool = True) -> InferenceEngine:
     """ONNX Runtime when the model carries an export (and ``prefer_onnx``), else sklearn."""
     classes = tuple(model.spec.classes)
     if prefer_onnx and model.onnx_path is not None:

@@ -24,11 +24,11 @@ from pipelines.registry import (
     remember_served_alias,
 )
 from pipelines.settings import Settings
+from pipelines.train_request import TrainRequest
 from pipelines.windowing import WindowedDataset
 
 if TYPE_CHECKING:
     from pipelines.featurize import FeatureTable
-    from pipelines.train import TrainRequest
 
 PREDICTIONS_ARTIFACT = "evaluation/window_predictions.parquet"
 
@@ -122,7 +122,7 @@ def promote(client: Any, name: str, version: str, score: float) -> tuple[str, fl
 
 def log_training_run(
     *,
-    request: "TrainRequest",
+    request: TrainRequest,
     spec: WindowSpec,
     forest: Any,
     features: np.ndarray,

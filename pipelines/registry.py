@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.errors import PostureError
 from features.spec import WindowSpec
+from pipelines.inference import build_engine
 from pipelines.model_cache import Resolution, ResolutionCache
 from pipelines.settings import Settings, quiet_offline_environment
 
@@ -63,8 +64,6 @@ class LoadedModel:
     @cached_property
     def engine(self) -> Any:
         """ONNX Runtime when the model carries an export, else the sklearn estimator."""
-        from pipelines.inference import build_engine
-
         return build_engine(self)
 
 

@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 
-from features.augment import COPIES, MAX_TILT_DEG
+from features.augment import MAX_TILT_DEG
 from features.contract import ACC_CHANNELS, ALL_CHANNELS
 from features.errors import DataError
-from features.feature_sets import DEFAULT_FEATURE_SET, featurize
+from features.feature_sets import featurize
 from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
 from pipelines.augmentation import rotated_copies, with_copies
@@ -33,28 +32,10 @@ from pipelines.evaluate import (
     smoothed_predictions,
     transitions_for,
 )
+from pipelines.model_logging import log_training_run
 from pipelines.progress import report
+from pipelines.train_request import TrainRequest
 from pipelines.windowing import WindowedDataset, window_dataset
-
-
-class TrainRequest(BaseModel):
-    """Everything a training run needs; JSON-serialisable so Prefect can record it."""
-
-    dataset_dir: str
-    test_dataset_dir: str | None = None
-    window_s: float = 2.0
-    hop_s: float = 1.0
-    channels: str = "auto"  # auto | all | acc
-    trees: int = 100
-    cv: str = "auto"  # auto | loso | group-kfold:N (pipelines.evaluate.CvScheme)
-    feature_set: str = DEFAULT_FEATURE_SET  # features.feature_sets.FEATURE_SETS
-    rotated_copies: int = COPIES  # training copies of each recording, phone turned (features.augment)
-    random_state: int = 0
-    register_model: bool = True
-    experiment: str = "posture"
-    model_name: str = "posture"
-    tracking_uri: str = ""
-    artifacts_dir: str = ""
 
 
 def choose_channels(available: list[str], wanted: str) -> tuple[str, ...]:
@@ -154,8 +135,6 @@ def evaluate_task(forest: Any, test_dataset_dir: str, spec: WindowSpec) -> Evalu
 @flow(name="train", log_prints=False)
 def train_flow(request: TrainRequest) -> dict[str, Any]:
     """Train, evaluate by subject, log to MLflow, register, and promote only when better."""
-    from pipelines.model_logging import log_training_run
-
     frame, manifest = load_task(request.dataset_dir)
     channels = choose_channels(list(manifest["channels"]), request.channels)
     spec = WindowSpec(rate_hz=float(manifest["rate_hz"]), window_s=request.window_s, hop_s=request.hop_s, channels=channels)

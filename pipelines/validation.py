@@ -7,18 +7,14 @@ are mostly bad is refused. Units are checked against what was declared, then con
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from features.contract import ACC_CHANNELS, ALL_CHANNELS, GYRO_CHANNELS, META_COLUMNS, TIME_COLUMN, STANDARD_GRAVITY
 from features.contract import looks_like_g
 from features.errors import DataError
+from pipelines.read_options import ReadOptions
 from pipelines.recording import RejectedRows
-
-if TYPE_CHECKING:
-    from pipelines.readers.base import ReadOptions
 
 MAX_BAD_SHARE = 0.5  # refuse a frame when more than this share of its rows is bad
 MAX_RAD_S = 50.0  # ~2900 deg/s: beyond the range of common gyroscopes, so such data is in deg/s
@@ -27,7 +23,7 @@ ROWS_LISTED = 20
 
 
 def validate_frame(
-    frame: pd.DataFrame, source: str, options: "ReadOptions", check_units: bool = True
+    frame: pd.DataFrame, source: str, options: ReadOptions, check_units: bool = True
 ) -> tuple[pd.DataFrame, list[RejectedRows]]:
     """Return the clean canonical frame (new index) and the rows removed from it, with why.
 
@@ -109,7 +105,7 @@ def _bad_time_order(t: np.ndarray, good: np.ndarray, rows: np.ndarray) -> list[R
     return found
 
 
-def check_declared_units(frame: pd.DataFrame, source: str, options: "ReadOptions") -> None:
+def check_declared_units(frame: pd.DataFrame, source: str, options: ReadOptions) -> None:
     """Refuse data whose magnitudes contradict the declared units; never guess silently."""
     acc = frame[list(ACC_CHANNELS)].to_numpy(dtype=float)
     median = float(np.nanmedian(np.linalg.norm(acc, axis=1))) if len(acc) else 0.0
@@ -137,7 +133,7 @@ def check_declared_units(frame: pd.DataFrame, source: str, options: "ReadOptions
             )
 
 
-def to_canonical_units(frame: pd.DataFrame, options: "ReadOptions") -> pd.DataFrame:
+def to_canonical_units(frame: pd.DataFrame, options: ReadOptions) -> pd.DataFrame:
     """Convert declared units to m/s^2 and rad/s."""
     frame = frame.copy()
     if options.acc_units == "g":

@@ -16,7 +16,7 @@ from posture_cli.console import console, error_console, load_settings, user_erro
 
 if TYPE_CHECKING:
     from posture_cli.stream.client import ClientOptions
-    from posture_cli.stream.devices import Device
+    from posture_cli.stream.chunks import Device
     from posture_cli.stream.stats import StreamStats
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"

@@ -41,7 +41,8 @@ def train(
     import mlflow  # noqa: F401  (the flow needs both; importing them now overlaps the API's start)
     from features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS
     from pipelines.evaluate import CvScheme
-    from pipelines.train import TrainRequest, train_flow
+    from pipelines.train import train_flow
+    from pipelines.train_request import TrainRequest
 
     if channels not in ("auto", "all", "acc"):
         raise typer.BadParameter("--channels must be auto, all or acc")

@@ -18,7 +18,7 @@ from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder
 from serving.model_stats import ServedStats
 from serving.protocol import CLOSE_GOING_AWAY
-from serving.sessions import SessionRegistry
+from serving.session_registry import SessionRegistry
 from serving.store import PredictionStore
 
 # gc thresholds: CPython's defaults are (700, 10, 10); see start_runtime.

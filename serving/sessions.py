@@ -62,23 +62,6 @@ class _Close(Exception):
         self.code, self.reason = code, reason
 
 
-class SessionRegistry:
-    """The open sessions, so shutdown can close them all with 1001."""
-
-    def __init__(self) -> None:
-        self._sessions: set[StreamSession] = set()
-
-    def add(self, session: "StreamSession") -> None:
-        self._sessions.add(session)
-
-    def discard(self, session: "StreamSession") -> None:
-        self._sessions.discard(session)
-
-    async def close_all(self, code: int, reason: str) -> None:
-        await asyncio.gather(*(s.close(code, reason) for s in list(self._sessions)), return_exceptions=True)
-
-
-
 async def stream_endpoint(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     if runtime.draining:  # between the shutdown signal and the listener closing

@@ -30,7 +30,8 @@ from features.errors import PostureError
 from pipelines.predict import predict_recording
 from pipelines.registry import LoadedModel
 from pipelines.synthetic import SimulatedIMU
-from posture_cli.stream.devices import Chunk, DeviceOptions, FileDevice, open_device
+from posture_cli.stream.chunks import Chunk
+from posture_cli.stream.devices import DeviceOptions, FileDevice, open_device
 from posture_cli.stream.resend import RESEND_BUFFER_SAMPLES, Backoff, ResendBuffer
 from posture_cli.stream.serial_port import LineParser, SerialDevice, estimate_rate
 from posture_cli.stream_cmd import DEFAULT_BUFFER

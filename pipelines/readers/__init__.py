@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from features.errors import DataError
-from pipelines.readers.base import ReadOptions, set_meta
+from pipelines.read_options import ReadOptions
+from pipelines.readers.base import set_meta
 from pipelines.readers.dispatch import SUPPORTED_SUFFIXES, is_export, read_unit
 from pipelines.readers.layout import read_folder
 from pipelines.recording import Recording

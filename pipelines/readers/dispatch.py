@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from features.errors import DataError
-from pipelines.readers.base import ReadOptions
+from pipelines.read_options import ReadOptions
 from pipelines.readers.bundle import Bundle, parse_header, read_csv_bytes
 from pipelines.readers.generic import read_generic
 from pipelines.readers.hapt import is_hapt, read_hapt

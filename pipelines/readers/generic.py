@@ -16,7 +16,8 @@ import pandas as pd
 
 from features.contract import ALL_CHANNELS, META_COLUMNS, TIME_COLUMN
 from features.errors import DataError
-from pipelines.readers.base import TIME_SCALE, ReadOptions, finish_recording
+from pipelines.read_options import TIME_SCALE, ReadOptions
+from pipelines.readers.base import finish_recording
 from pipelines.readers.bundle import sniff_delimiter
 from pipelines.recording import Recording
 

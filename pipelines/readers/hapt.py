@@ -38,7 +38,8 @@ import pandas as pd
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, TIME_COLUMN
 from features.errors import DataError
-from pipelines.readers.base import ReadOptions, finish_recording
+from pipelines.read_options import ReadOptions
+from pipelines.readers.base import finish_recording
 from pipelines.recording import Recording
 
 RATE_HZ = 50.0

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from features.errors import DataError
-from pipelines.readers.base import ReadOptions, set_meta
+from pipelines.read_options import ReadOptions
+from pipelines.readers.base import set_meta
 from pipelines.readers.dispatch import SUPPORTED_SUFFIXES, is_export, read_unit
 from pipelines.recording import Recording
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, TIME_COLUMN
 from features.errors import DataError
-from pipelines.readers.base import ReadOptions, finish_recording
+from pipelines.read_options import ReadOptions
+from pipelines.readers.base import finish_recording
 from pipelines.readers.bundle import Bundle, attach_aligned
 from pipelines.recording import Recording, RejectedRows
 

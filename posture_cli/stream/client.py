@@ -21,7 +21,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from features.errors import PostureError
-from posture_cli.stream.devices import Chunk, Device
+from posture_cli.stream.chunks import Chunk, Device
 from posture_cli.stream.resend import RESEND_BUFFER_SAMPLES, Backoff, ResendBuffer
 from posture_cli.stream.stats import StreamStats
 

@@ -12,50 +12,18 @@ import os
 import stat
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from features.contract import ALL_CHANNELS
-from features.errors import PostureError
+from posture_cli.stream.chunks import CHUNK_ROWS, Chunk, Device, DeviceError
+from posture_cli.stream.serial_port import SerialDevice
 
-CHUNK_ROWS = 10  # rows per chunk at real time: 5 frames/s at 50 Hz
 MAX_CHUNKS_PER_S = 50  # faster replays make bigger chunks instead of more of them
 SIM_SECONDS_PER_POSTURE = 20.0
 LOOP_GAP_S = 1.0  # between the end of a replay and its next loop: longer than any max_gap_s, so a new segment
-
-
-class DeviceError(PostureError):
-    """The device cannot be opened or read: a wrong path, port, format or option."""
-
-
-@dataclass
-class Chunk:
-    """Consecutive rows (n, channels) float32; ``t0`` the first row's time in s, when the source knows it."""
-
-    values: np.ndarray
-    t0: float | None = None
-    sent_at: float | None = field(default=None, compare=False)  # set by the client when it goes out
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-
-class Device(Protocol):
-    label: str  # how the view names it
-    live: bool  # samples happen now (sim, serial): when the buffer is full the oldest go; a replay waits instead
-    channels: tuple[str, ...]
-    rate_hz: float
-    malformed: int  # input lines or rows that could not be read (serial), shown, never fatal
-    last_malformed: str
-
-    async def open(self) -> None: ...
-
-    def chunks(self) -> AsyncIterator[Chunk]: ...
-
-    def close(self) -> None: ...
 
 
 def chunk_rows(rate_hz: float, speed: float) -> int:
@@ -220,8 +188,6 @@ def open_device(argument: str, options: DeviceOptions) -> Device:
     if argument.startswith("serial:") or is_serial_path(argument):
         if options.speed != 1.0 or options.loop:
             raise DeviceError("--speed and --loop apply to sim and file devices, not to a serial port.", "leave them out.")
-        from posture_cli.stream.serial_port import SerialDevice
-
         return SerialDevice(port, options.baud, options.acc_units, options.gyro_units, options.rate_hz)
     path = Path(argument)
     if not path.exists():

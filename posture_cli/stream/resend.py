@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from posture_cli.stream.devices import Chunk
+from posture_cli.stream.chunks import Chunk
 
 # Samples kept while the server is unreachable: 10 minutes at 50 Hz (~0.7 MB as float32).
 # When full, the oldest unsent samples are dropped first and counted.

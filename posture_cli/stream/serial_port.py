@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from features.contract import ACC_CHANNELS, ALL_CHANNELS, STANDARD_GRAVITY
-from posture_cli.stream.devices import CHUNK_ROWS, Chunk, DeviceError
+from posture_cli.stream.chunks import CHUNK_ROWS, Chunk, DeviceError
 
 # field count -> (leading timestamp?, channels)
 LAYOUTS: dict[int, tuple[bool, tuple[str, ...]]] = {
