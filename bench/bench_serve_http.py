@@ -67,7 +67,7 @@ def bench_env(home: Path) -> dict[str, str]:
         "PYTHONPATH": str(REPO),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow execs `uvicorn`
         "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow/mlflow.db",
-        "POSTURE_RATE_LIMIT_PER_S": "0",  # serving/ratelimit.py: <= 0 turns limiting off
+        "POSTURE_RATE_LIMIT_PER_S": "0",  # serving/edge/ratelimit.py: <= 0 turns limiting off
         "POSTURE_API_KEYS_REQUIRED": "false",
         "DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",

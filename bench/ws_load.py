@@ -505,7 +505,7 @@ def main() -> None:
         spec = json.load(urllib.request.urlopen(f"http://127.0.0.1:{server.port}/v1/models"))["models"][0]["spec"]
         if (spec["window_samples"], spec["hop_samples"], spec["rate_hz"]) != (WINDOW, HOP, RATE_HZ):
             raise SystemExit(f"the bench assumes window {WINDOW}, hop {HOP} at {RATE_HZ} Hz; the model has {spec}")
-        from serving.db import make_engine
+        from serving.store.db import make_engine
 
         engine = make_engine(args.database_url or f"sqlite:///{tmp / 'serve' / 'predictions.db'}")
         print(f"posture serve --workers {args.workers} (pid {server.process.pid}) ready in {server.ready_after_s:.0f} s; "

@@ -42,7 +42,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 @user_errors
 def upgrade_db(database_url: DatabaseUrl = None) -> None:
     """Create or migrate the prediction store's tables (safe to run again)."""
-    from serving.db import redact, upgrade
+    from serving.store.db import redact, upgrade
 
     settings = load_settings(database_url=database_url)
     before, after = upgrade(settings.database_url)
@@ -66,9 +66,9 @@ def stats(
     """Predictions per label and model version, sessions, error rate, latency percentiles."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from serving.anonymize import pseudonymize
-    from serving.db import StoreUnavailableError, error_reason, read_engine, redact
-    from serving.store_stats import store_stats
+    from serving.store.anonymize import pseudonymize
+    from serving.store.db import StoreUnavailableError, error_reason, read_engine, redact
+    from serving.store.stats import store_stats
 
     start = parse_since(since) if since else None
     # An explicit --database-url is read from too, whatever POSTURE_DATABASE_READ_URL says.
@@ -94,7 +94,7 @@ def _require_schema(url: str) -> None:
     without creating an empty SQLite file as a side effect)."""
     from sqlalchemy.engine import make_url
 
-    from serving.db import SchemaError, StoreUnavailableError, current_revision, normalise_url, redact
+    from serving.store.db import SchemaError, StoreUnavailableError, current_revision, normalise_url, redact
 
     parsed = make_url(normalise_url(url))
     missing_file = parsed.database not in (None, "", ":memory:") and not Path(parsed.database).expanduser().exists()

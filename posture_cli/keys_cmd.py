@@ -15,7 +15,7 @@ keys_app = typer.Typer(help="API keys of the server: create (shown once), list, 
 
 def _store_url(database_url: str | None) -> str:
     """The primary database (keys are written there), its schema brought up to date."""
-    from serving.db import ensure_schema
+    from serving.store.db import ensure_schema
 
     settings = load_settings(database_url=database_url)
     ensure_schema(settings.database_url, settings.auto_migrate)
@@ -29,7 +29,7 @@ def create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a key and print it once: only its SHA-256 digest is stored."""
-    from serving.auth import create_key
+    from serving.store.api_keys import create_key
 
     key = create_key(_store_url(database_url), name)
     error_console.print(f"created API key {name!r}; it is shown only now, store it safely:", highlight=False)
@@ -45,7 +45,7 @@ def list_(
     """Key names, when they were created and revoked (the keys themselves are not stored)."""
     from rich.table import Table
 
-    from serving.auth import list_keys
+    from serving.store.api_keys import list_keys
 
     keys = list_keys(_store_url(database_url))
     if as_json:
@@ -68,7 +68,7 @@ def revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key; servers refuse it within POSTURE_API_KEY_CACHE_S (5 s by default)."""
-    from serving.auth import revoke_key
+    from serving.store.api_keys import revoke_key
 
     settings = load_settings(database_url=database_url)
     revoke_key(_store_url(database_url), name)

@@ -49,7 +49,7 @@ def serve(
 def _preflight(settings: "Settings", model_ref: str | None) -> None:
     """Unknown model or a schema we may not migrate: one red line now, not a traceback later."""
     from pipelines.registry import connect, describe_uri, resolve_model_uri
-    from serving.db import ensure_schema
+    from serving.store.db import ensure_schema
 
     describe_uri(connect(settings), resolve_model_uri(model_ref, settings))
     assert settings.database_url is not None

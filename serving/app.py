@@ -14,15 +14,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
 from pipelines.settings import Settings
-from serving.auth import auth_required
-from serving.auth_middleware import AuthMiddleware
-from serving.http_middleware import RateLimitMiddleware, RequestMetricsMiddleware
-from serving.push_sensorlogger import router as sensorlogger_router
-from serving.fast_lane import FastLaneMiddleware, validation_error_response
-from serving.openapi_doc import StaticBehindApi, document_edge
-from serving.routes_http import add_body_schemas, predict, router
+from serving.edge.keys import auth_required
+from serving.http.auth_middleware import AuthMiddleware
+from serving.http.middleware import RateLimitMiddleware, RequestMetricsMiddleware
+from serving.stream.sensorlogger import router as sensorlogger_router
+from serving.http.fast_lane import FastLaneMiddleware, validation_error_response
+from serving.http.openapi_doc import StaticBehindApi, document_edge
+from serving.http.routes import add_body_schemas, predict, router
 from serving.runtime import start_runtime
-from serving.sessions import stream_endpoint
+from serving.stream.session import stream_endpoint
 from serving.shutdown import install_drain_on_signals
 
 SERVE_MODEL_ENV = "POSTURE_SERVE_MODEL"  # `posture serve --model`, handed to worker processes
@@ -79,14 +79,14 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
 
 
 def _fast_lanes() -> dict:
-    """The hot routes that skip FastAPI's routing (serving/fast_lane.py), with their route objects."""
+    """The hot routes that skip FastAPI's routing (serving/http/fast_lane.py), with their route objects."""
     (route,) = [r for r in router.routes if getattr(r, "endpoint", None) is predict]
     return {("POST", "/v1/predict"): (predict, route)}
 
 
 def _document(app: FastAPI, keys_required: bool) -> None:
     """OpenAPI: add the schemas of request bodies that routes parse themselves, and the answers
-    the edge gives before any route (serving/openapi_doc.py)."""
+    the edge gives before any route (serving/http/openapi_doc.py)."""
     generate = app.openapi
 
     def openapi() -> dict:

@@ -22,7 +22,7 @@ from pipelines.registry import LoadedModel, connect, describe_uri, load_model
 from pipelines.settings import Settings
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
-from serving.redis_state import AliasCache
+from serving.edge.redis_state import AliasCache
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from pipelines.recording import Recording
 from pipelines.registry import LoadedModel, load_model
 from pipelines.settings import Settings
-from serving.db import make_engine
+from serving.store.db import make_engine
 from tests.conftest import REPO
 
 START_TIMEOUT_S = 90.0

@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import text
 
-from serving.anonymize import pseudonymize
-from serving.db import make_engine
-from serving.store import PredictionRecord
+from serving.store.anonymize import pseudonymize
+from serving.store.db import make_engine
+from serving.store.prediction_store import PredictionRecord
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 ADMIN_DSN = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=test"

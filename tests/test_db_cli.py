@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from posture_cli.db_cmd import parse_since
 from posture_cli.main import app
-from serving.store import ConnectionRecord, PredictionRecord, PredictionStore
+from serving.store.prediction_store import ConnectionRecord, PredictionRecord, PredictionStore
 from tests.store_helpers import pg_url, throwaway_database
 
 KEY = "cli-test-anon-key"

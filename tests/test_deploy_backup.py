@@ -18,11 +18,11 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from posture_cli.main import app
-from serving.auth import create_key
-from serving.backup_crypto import CHUNK_BYTES, BackupCryptoError, EncryptingWriter, decrypt_chunks
-from serving.db import make_engine, upgrade
-from serving.store import ConnectionRecord, PredictionStore
-from serving.store_backup import TABLES, backup_database
+from serving.store.api_keys import create_key
+from serving.store.backup_crypto import CHUNK_BYTES, BackupCryptoError, EncryptingWriter, decrypt_chunks
+from serving.store.db import make_engine, upgrade
+from serving.store.prediction_store import ConnectionRecord, PredictionStore
+from serving.store.backup import TABLES, backup_database
 from tests.store_helpers import pg_url, record, throwaway_database
 
 ROWS = 1500

@@ -19,13 +19,14 @@ import websockets
 
 from features.spec import WindowSpec
 from pipelines.settings import Settings
-from serving.auth import KeyCheckUnavailable, KeyVerifier, auth_required, create_key, hash_key, revoke_key
-from serving.db import upgrade
-from serving.protocol import FrameError, Hello, parse_text
-from serving.ratelimit import RedisTokenBucketLimiter, TokenBucketLimiter
-from serving.redis_state import AliasCache, SharedRedis
-from serving.session_state import LocalSessionStore, RedisSessionStore, SessionSnapshot
-from serving.stream_buffer import StreamWindower
+from serving.edge.keys import KeyCheckUnavailable, KeyVerifier, auth_required
+from serving.store.api_keys import create_key, hash_key, revoke_key
+from serving.store.db import upgrade
+from serving.stream.protocol import FrameError, Hello, parse_text
+from serving.edge.ratelimit import RedisTokenBucketLimiter, TokenBucketLimiter
+from serving.edge.redis_state import AliasCache, SharedRedis
+from serving.stream.state import LocalSessionStore, RedisSessionStore, SessionSnapshot
+from serving.stream.buffer import StreamWindower
 from tests.deploy_support import REDIS_URL, redis_prefix
 from tests.serving_support import ServerProcess, free_port, json_frames, recording
 from tests.store_helpers import TcpProxy, pg_url, throwaway_database
@@ -233,7 +234,7 @@ async def _verify_through(proxy: TcpProxy, via_proxy: str, direct: str, key: str
 
 
 def test_in_process_limiter_is_still_the_default() -> None:
-    from serving.ratelimit import make_limiter
+    from serving.edge.ratelimit import make_limiter
 
     assert isinstance(make_limiter(10, 20, None, "client"), TokenBucketLimiter)
 

@@ -19,7 +19,7 @@ from pipelines.registry import LoadedModel
 from serving.batcher import BatcherClosed, MicroBatcher
 from serving.metrics import ServerMetrics
 from serving.model_holder import ServedModel
-from serving.model_stats import ServedStats
+from serving.store.model_stats import ServedStats
 from tests.serving_support import CHANNELS, champion, recording  # noqa: F401  (fixture)
 
 SPEC = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=tuple(CHANNELS), classes=("a", "b", "c"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.openapi_doc import SECURITY_SCHEME, document_edge
+from serving.http.openapi_doc import SECURITY_SCHEME, document_edge
 from tests.serving_support import ServerProcess
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -36,7 +36,7 @@ def home(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Path:
 @pytest.fixture(scope="module")
 def store_url() -> Iterator[str]:
     """A PostgreSQL prediction store migrated by the server's own Alembic migrations."""
-    from serving.db import upgrade
+    from serving.store.db import upgrade
 
     with throwaway_database() as name:
         upgrade(pg_url(name))

@@ -88,7 +88,7 @@ def test_model_metrics_skipped_without_a_store(tmp_path: Path, caplog: pytest.Lo
 def test_model_metrics_rows_in_a_migrated_sqlite_store(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    from serving.db import upgrade
+    from serving.store.db import upgrade
 
     url = f"sqlite:///{tmp_path / 'predictions.db'}"
     upgrade(url)

@@ -19,7 +19,7 @@ from referencing import Registry, Resource
 from features.windows import sliding_windows
 from pipelines.predict import predict_recording
 from pipelines.registry import LoadedModel
-from serving.ratelimit import TokenBucketLimiter
+from serving.edge.ratelimit import TokenBucketLimiter
 from tests.serving_support import CHANNELS, ServerProcess, as_recording, champion, recording  # noqa: F401
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ from features.windows import sliding_windows
 from pipelines.predict import predict_recording
 from pipelines.registry import LoadedModel, connect
 from pipelines.settings import Settings
-from serving.protocol import FrameError, FrameTooBig, Hello, parse_binary, parse_text
-from serving.stream_buffer import StreamResampler, StreamWindower
+from serving.stream.protocol import FrameError, FrameTooBig, Hello, parse_binary, parse_text
+from serving.stream.buffer import StreamResampler, StreamWindower
 from tests.conftest import run_cli
 from tests.store_helpers import TcpProxy, pg_url, throwaway_database
 from tests.serving_support import (  # noqa: F401  (champion is a fixture)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from features.errors import PostureError
-from serving.db import make_engine, upgrade
-from serving.spool import Spool, claim_lane
-from serving.store import PredictionStore
-from serving.store_writes import replay_segment
+from serving.store.db import make_engine, upgrade
+from serving.store.spool import Spool, claim_lane
+from serving.store.prediction_store import PredictionStore
+from serving.store.writes import replay_segment
 from tests.conftest import REPO
 from tests.store_helpers import (
     KEY,
@@ -114,7 +114,7 @@ def test_workers_sharing_a_spool_folder_use_their_own_lanes(pg_database: str, tm
 REPLAYER = """
 import asyncio, sys
 from pathlib import Path
-from serving.store import PredictionStore
+from serving.store.prediction_store import PredictionStore
 
 async def main():
     store = PredictionStore(sys.argv[1], Path(sys.argv[2]), "k")

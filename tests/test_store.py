@@ -16,8 +16,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from features.errors import PostureError
-from serving.anonymize import pseudonymize
-from serving.db import (
+from serving.store.anonymize import pseudonymize
+from serving.store.db import (
     VERSION_TABLE,
     SchemaError,
     current_revision,
@@ -29,8 +29,8 @@ from serving.db import (
     schema_is_current,
     upgrade,
 )
-from serving.schema import Base
-from serving.store import ConnectionRecord, PredictionStore
+from serving.store.schema import Base
+from serving.store.prediction_store import ConnectionRecord, PredictionStore
 from tests.store_helpers import (
     KEY,
     TcpProxy,

@@ -1,5 +1,5 @@
 """Bounded work per input and strict frame decoding, unit by unit: the rate floor and grid cap
-(serving/work_limits.py), the windower's and the Sensor Logger aligner's refusals, the stream
+(serving/stream/work_limits.py), the windower's and the Sensor Logger aligner's refusals, the stream
 parser on values that used to end a session with 1011, and the log filter for 1007 closes.
 The same inputs against the real server are in tests/test_serve_bad_input.py."""
 
@@ -14,11 +14,11 @@ import pytest
 
 from features.spec import WindowSpec
 from features.windows import sliding_windows
-from serving.imu_align import ImuAligner, TooManyRows
+from serving.stream.imu_align import ImuAligner, TooManyRows
 from serving.logs import UVICORN_INVALID_UTF8, ClientFaultFilter, JsonLinesFormatter
-from serving.protocol import FrameError, Samples, parse_text
-from serving.stream_buffer import StreamResampler, StreamWindower
-from serving.work_limits import WorkLimits
+from serving.stream.protocol import FrameError, Samples, parse_text
+from serving.stream.buffer import StreamResampler, StreamWindower
+from serving.stream.work_limits import WorkLimits
 
 CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz")
 SPEC = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=CHANNELS)

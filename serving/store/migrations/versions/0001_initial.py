@@ -16,7 +16,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Frozen copies of the column types in serving/schema.py: a migration must not change
+# Frozen copies of the column types in serving/store/schema.py: a migration must not change
 # when the models change later.
 JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

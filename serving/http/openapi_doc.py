@@ -21,9 +21,9 @@ from typing import Any
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Scope
 
-from serving.auth_middleware import PROTECTED_PREFIX
-from serving.http_middleware import UNLIMITED_PATHS
-from serving.schemas import ErrorResponse
+from serving.http.auth_middleware import PROTECTED_PREFIX
+from serving.http.middleware import UNLIMITED_PATHS
+from serving.http.schemas import ErrorResponse
 
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 SECURITY_SCHEME = "apiKey"

@@ -18,9 +18,9 @@ from features.feature_sets import window_contexts
 from serving.batcher import BatcherClosed
 from serving.metrics import CONTENT_TYPE
 from serving.model_holder import ServedModel
-from serving.request_windows import request_windows
+from serving.http.request_windows import request_windows
 from serving.runtime import Runtime
-from serving.schemas import (
+from serving.http.schemas import (
     ErrorResponse,
     HealthResponse,
     ModelsResponse,
@@ -29,8 +29,8 @@ from serving.schemas import (
     ReadyResponse,
     ValidationErrorResponse,
 )
-from serving.store import PredictionRecord
-from serving.work_limits import WorkLimits
+from serving.store.prediction_store import PredictionRecord
+from serving.stream.work_limits import WorkLimits
 
 READY_PING_TIMEOUT_S = 2.0
 

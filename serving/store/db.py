@@ -1,6 +1,6 @@
 """Engines and migrations of the prediction store (PostgreSQL via psycopg 3, or SQLite).
 
-Alembic is driven from code: the environment ships in ``serving/migrations`` and no
+Alembic is driven from code: the environment ships in ``serving/store/migrations`` and no
 alembic.ini is needed. The version table has its own name so the store can share a
 database with MLflow (which keeps its own ``alembic_version``).
 """

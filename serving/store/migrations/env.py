@@ -1,11 +1,11 @@
-"""Alembic environment: ``serving.db`` hands over an open connection in ``config.attributes``."""
+"""Alembic environment: ``serving.store.db`` hands over an open connection in ``config.attributes``."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from serving.db import VERSION_TABLE
-from serving.schema import Base
+from serving.store.db import VERSION_TABLE
+from serving.store.schema import Base
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from serving.redis_state import RedisUnavailable, SharedRedis
+from serving.edge.redis_state import RedisUnavailable, SharedRedis
 
 
 class RateLimiter(Protocol):

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, case, func, or_, select
 
-from serving.schema import Connection as ConnectionRow
-from serving.schema import Prediction, as_utc
+from serving.store.schema import Connection as ConnectionRow
+from serving.store.schema import Prediction, as_utc
 
 PERCENTILES = (0.5, 0.95, 0.99)
 

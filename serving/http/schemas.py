@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serving.protocol import MAX_ABS_T0_S  # bounds t0 as on the stream
+from serving.stream.protocol import MAX_ABS_T0_S  # bounds t0 as on the stream
 
 Channel = Literal["ax", "ay", "az", "gx", "gy", "gz"]
 

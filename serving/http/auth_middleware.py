@@ -15,8 +15,8 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.auth import KeyCheckUnavailable
-from serving.http_middleware import runtime_of_scope
+from serving.edge.keys import KeyCheckUnavailable
+from serving.http.middleware import runtime_of_scope
 
 API_KEY_SCOPE = "posture.api_key"  # the scope entry that carries the caller's key name
 PROTECTED_PREFIX = "/v1/"

@@ -25,11 +25,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import text
 
-from serving.anonymize import pseudonymize
-from serving.db import error_reason, make_engine, normalise_url, redact
-from serving.schema import as_utc
-from serving.spool import Item, Spool, adopt_orphans, claim_lane
-from serving.store_writes import forget_segment, replay_segment, write_batch
+from serving.store.anonymize import pseudonymize
+from serving.store.db import error_reason, make_engine, normalise_url, redact
+from serving.store.schema import as_utc
+from serving.store.spool import Item, Spool, adopt_orphans, claim_lane
+from serving.store.writes import forget_segment, replay_segment, write_batch
 
 # A child of the server's logger, so its JSON-lines handlers (serving/logs.py) carry these events.
 log = logging.getLogger("posture.serve.store")

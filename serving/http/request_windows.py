@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from features.resample import resample_uniform
 from features.spec import WindowSpec
 from features.windows import sliding_windows, window_starts
-from serving.schemas import PredictRequest
-from serving.work_limits import WorkLimits
+from serving.http.schemas import PredictRequest
+from serving.stream.work_limits import WorkLimits
 
 
 def invalid(field: Sequence[str | int], message: str) -> RequestValidationError:

@@ -1,56 +1,29 @@
-"""API keys: created once (printed, never stored), kept as SHA-256 digests in the prediction
-store's ``api_keys`` table, revoked by name, and checked by the server with a short cache.
+"""The server's API-key check: is this key one the prediction store holds, and not revoked?
 
-A key is ``pk_`` and 32 random bytes (URL-safe base64). With 256 bits of entropy there is
-nothing to brute-force, so a plain SHA-256 is as safe as a slow KDF and costs microseconds
-per check instead of milliseconds per request.
+Keys are made and revoked by ``serving.store.api_keys`` (``posture keys``); this side only
+reads their digests, with a short cache, and decides whether keys are required at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from features.errors import PostureError
-from serving.db import connect, make_engine
-from serving.schema import ApiKey, as_utc
+from serving.store.api_keys import hash_key
+from serving.store.db import make_engine
+from serving.store.schema import ApiKey
 
-KEY_PREFIX = "pk_"
 MAX_CACHED_KEYS = 10_000
-MAX_NAME_CHARS = 64
-
-
-class ApiKeyError(PostureError):
-    """An API key name that exists already, or is not there to revoke."""
 
 
 class KeyCheckUnavailable(Exception):
     """The key is not cached and the database cannot be asked now."""
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def is_loopback(host: str) -> bool:
@@ -67,36 +40,6 @@ def auth_required(settings: Any) -> bool:
     if settings.api_keys_required is not None:
         return bool(settings.api_keys_required)
     return not is_loopback(settings.host)
-
-
-def create_key(url: str, name: str) -> str:
-    """A new key called ``name``; the caller shows it once, only its digest is stored."""
-    if not 0 < len(name) <= MAX_NAME_CHARS:
-        raise ApiKeyError(f"Key name {name!r} must have 1-{MAX_NAME_CHARS} characters.", "pick a shorter name.")
-    key = generate_key()
-    with connect(url, begin=True) as conn:
-        if conn.execute(select(ApiKey.id).where(ApiKey.name == name)).first() is not None:
-            raise ApiKeyError(f"There is already a key called {name!r}.", "pick another name (names stay taken after revoke).")
-        conn.execute(insert(ApiKey).values(name=name, key_hash=hash_key(key), created_at=datetime.now(UTC)))
-    return key
-
-
-def list_keys(url: str) -> list[KeyInfo]:
-    with connect(url) as conn:
-        rows = conn.execute(select(ApiKey.name, ApiKey.created_at, ApiKey.revoked_at).order_by(ApiKey.created_at))
-        return [KeyInfo(name, as_utc(created), as_utc(revoked)) for name, created, revoked in rows]
-
-
-def revoke_key(url: str, name: str) -> datetime:
-    """Revoke the key called ``name``; servers refuse it within their cache time."""
-    now = datetime.now(UTC)
-    with connect(url, begin=True) as conn:
-        done = conn.execute(
-            update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
-        ).rowcount
-    if not done:
-        raise ApiKeyError(f"There is no active key called {name!r}.", "see `posture keys list`.")
-    return now
 
 
 class KeyVerifier:

@@ -23,9 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from features.errors import PostureError
-from serving.backup_crypto import CHUNK_BYTES, EncryptingWriter, decrypt_chunks, is_encrypted
-from serving.db import connect, current_revision, normalise_url, redact
-from serving.spool import fsync_dir
+from serving.store.backup_crypto import CHUNK_BYTES, EncryptingWriter, decrypt_chunks, is_encrypted
+from serving.store.db import connect, current_revision, normalise_url, redact
+from serving.store.spool import fsync_dir
 
 TABLES = ("predictions", "connections", "model_metrics", "api_keys")
 

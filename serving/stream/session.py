@@ -26,11 +26,11 @@ from features.errors import SpecError
 from features.feature_sets import window_contexts
 from features.spec import WindowSpec
 from features.stream_context import StreamContext
-from serving.auth_middleware import API_KEY_SCOPE
+from serving.http.auth_middleware import API_KEY_SCOPE
 from serving.batcher import BatcherClosed
 from serving.logs import log_event
 from serving.model_holder import ServedModel
-from serving.protocol import (
+from serving.stream.protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
     CLOSE_POLICY_VIOLATION,
@@ -45,10 +45,10 @@ from serving.protocol import (
     prediction_message,
     ready_message,
 )
-from serving.session_state import SessionSnapshot
-from serving.store import ConnectionRecord, PredictionRecord
-from serving.stream_buffer import StreamWindower
-from serving.work_limits import WorkLimits
+from serving.stream.state import SessionSnapshot
+from serving.store.prediction_store import ConnectionRecord, PredictionRecord
+from serving.stream.buffer import StreamWindower
+from serving.stream.work_limits import WorkLimits
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime

@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.settings import Settings
-from serving.auth import KeyVerifier, auth_required
-from serving.db import redact
+from serving.edge.keys import KeyVerifier, auth_required
+from serving.store.db import redact
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
-from serving.ratelimit import RateLimiter, make_limiter
-from serving.redis_state import AliasCache, RedisUnavailable, SharedRedis
-from serving.session_state import SessionStore, make_session_store
+from serving.edge.ratelimit import RateLimiter, make_limiter
+from serving.edge.redis_state import AliasCache, RedisUnavailable, SharedRedis
+from serving.stream.state import SessionStore, make_session_store
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
-from serving.redis_state import RedisUnavailable, SharedRedis
+from serving.edge.redis_state import RedisUnavailable, SharedRedis
 
 
 @dataclass

@@ -10,7 +10,7 @@ Acceleration follows pipelines/readers/sensorlogger.py: Sensor Logger's "acceler
 has gravity removed, so "totalacceleration" is used, else "accelerometer" + "gravity";
 the accelerometer alone is refused. Accelerometer and gyroscope readings (times in ns)
 are aligned onto the model's sampling grid by ``ImuAligner``, at most
-``WorkLimits.max_grid_samples`` rows a push (serving/work_limits.py).
+``WorkLimits.max_grid_samples`` rows a push (serving/stream/work_limits.py).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Address
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, looks_like_g
-from serving.imu_align import ImuAligner, Readings, TooManyRows
-from serving.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
-from serving.schemas import ErrorResponse, ValidationErrorResponse
-from serving.sessions import StreamSession
-from serving.work_limits import WorkLimits
+from serving.stream.imu_align import ImuAligner, Readings, TooManyRows
+from serving.stream.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
+from serving.http.schemas import ErrorResponse, ValidationErrorResponse
+from serving.stream.session import StreamSession
+from serving.stream.work_limits import WorkLimits
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime

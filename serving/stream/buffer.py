@@ -4,7 +4,7 @@
 the segment timeline: windows start at ``origin + index / rate`` like ``posture predict``
 reports them, and a jump in ``t0`` larger than ``max_gap_s`` starts a new segment, as a
 gap in a recording does. A frame that would make more than ``max_samples`` samples on
-the model's grid is refused before any is made (serving/work_limits.py says why).
+the model's grid is refused before any is made (serving/stream/work_limits.py says why).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from features.errors import SpecError
 from features.spec import WindowSpec
-from serving.protocol import FrameError
+from serving.stream.protocol import FrameError
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

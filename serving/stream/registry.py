@@ -1,6 +1,6 @@
 """The open stream sessions of one server process, so shutdown can close them all with 1001.
 
-``serving.sessions.StreamSession`` adds itself when it opens and leaves when it ends;
+``serving.stream.session.StreamSession`` adds itself when it opens and leaves when it ends;
 ``serving.runtime.Runtime`` holds the registry and drains it at shutdown.
 """
 

@@ -20,10 +20,10 @@ import orjson
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serving.schema import Connection as ConnectionRow
-from serving.schema import ModelMetric, Prediction, SpooledBatch
-from serving.spool import Item
-from serving.spool import SpooledBatch as SpoolBatch
+from serving.store.schema import Connection as ConnectionRow
+from serving.store.schema import ModelMetric, Prediction, SpooledBatch
+from serving.store.spool import Item
+from serving.store.spool import SpooledBatch as SpoolBatch
 
 PREDICTION_COLUMNS = (
     "time", "session_id", "device_hash", "source", "model_name", "model_version", "label",

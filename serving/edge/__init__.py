@@ -1,0 +1,1 @@
+"""What instances share at the edge: rate limits, Redis state, API-key verification."""

@@ -1,0 +1,1 @@
+"""The HTTP API: routes, request and response schemas, middleware, the fast lane for /v1/predict."""

@@ -1,0 +1,1 @@
+"""The stream session and its adapters: WebSocket, Sensor Logger push; windowing, state, protocol, limits."""
