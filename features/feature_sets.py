@@ -16,7 +16,7 @@ dispatch on it, so a model keeps predicting after the default changes.
   causally from their own walking (``features.upright``): 0.928 -> 0.940 (0.943 with
   ``make_forest``'s leaves of 5).
 - ``imu-stats-4`` (the default): ``imu-stats-3`` plus the window's tilt from the posture the
-  wearer came from (``features.last_posture``): 0.948 -> 0.963 with the rotated copies.
+  wearer came from (``features.last_posture``): 0.948 -> 0.967 with the rotated copies.
 From ``imu-stats-3`` on, windows need their stream's context (``window_contexts``,
 ``features.stream_context``), so featurizing them takes it as a third argument.
 
