@@ -47,7 +47,7 @@ from pipelines.featurize import FeatureTable, featurize_batch_task, make_batches
 from pipelines.progress import listening  # noqa: E402
 from pipelines.recording import Recording  # noqa: E402
 from pipelines.synthetic import generate_sample_dataset  # noqa: E402
-from tests.incoming_data import write_subject  # noqa: E402
+from tests.pipelines.incoming_data import write_subject  # noqa: E402
 
 
 def sample_home() -> Path:

@@ -21,8 +21,8 @@ def backup(
     database_url: Annotated[Optional[str], typer.Option("--database-url", help="Database to dump (default: POSTURE_DATABASE_URL).")] = None,
 ) -> None:
     """pg_dump the PostgreSQL prediction store (custom format), then delete the oldest beyond --keep."""
-    from serving.store.db import redact
     from serving.store.backup import backup_database
+    from serving.store.db import redact
 
     settings = load_settings(database_url=database_url)
     if encrypt and not settings.backup_key:
@@ -44,8 +44,8 @@ def restore(
     clean: Annotated[bool, typer.Option("--clean", help="Replace the prediction store the database already holds.")] = False,
 ) -> None:
     """Restore a backup (decrypted with POSTURE_BACKUP_KEY when encrypted) in one transaction."""
-    from serving.store.db import redact
     from serving.store.backup import restore_database
+    from serving.store.db import redact
 
     settings = load_settings(database_url=database_url)
     counts = restore_database(file, settings.database_url, settings.backup_key, clean=clean)

@@ -15,8 +15,8 @@ from features.errors import PostureError
 from posture_cli.console import console, error_console, load_settings, user_errors
 
 if TYPE_CHECKING:
-    from posture_cli.stream.client import ClientOptions
     from posture_cli.stream.chunks import Device
+    from posture_cli.stream.client import ClientOptions
     from posture_cli.stream.stats import StreamStats
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/stream"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Headless Chromium from Debian's packages, for tests/test_browser_client.py: playwright (the
+# Headless Chromium from Debian's packages, for tests/serving/test_browser_client.py: playwright (the
 # Python package) drives /usr/bin/chromium; nothing downloads a browser. Idempotent and quiet:
 # does nothing when chromium is already there.
 set -eu

@@ -16,14 +16,14 @@ from starlette.middleware import Middleware
 from pipelines.settings import Settings
 from serving.edge.keys import auth_required
 from serving.http.auth_middleware import AuthMiddleware
-from serving.http.middleware import RateLimitMiddleware, RequestMetricsMiddleware
-from serving.stream.sensorlogger import router as sensorlogger_router
 from serving.http.fast_lane import FastLaneMiddleware, validation_error_response
+from serving.http.middleware import RateLimitMiddleware, RequestMetricsMiddleware
 from serving.http.openapi_doc import StaticBehindApi, document_edge
 from serving.http.routes import add_body_schemas, predict, router
 from serving.runtime import start_runtime
-from serving.stream.session import stream_endpoint
 from serving.shutdown import install_drain_on_signals
+from serving.stream.sensorlogger import router as sensorlogger_router
+from serving.stream.session import stream_endpoint
 
 SERVE_MODEL_ENV = "POSTURE_SERVE_MODEL"  # `posture serve --model`, handed to worker processes
 

@@ -20,9 +20,9 @@ from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
 from pipelines.registry import LoadedModel, connect, describe_uri, load_model
 from pipelines.settings import Settings
+from serving.edge.redis_state import AliasCache
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
-from serving.edge.redis_state import AliasCache
 
 
 @dataclass(frozen=True, eq=False)

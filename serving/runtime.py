@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from pipelines.registry import resolve_model_uri
 from pipelines.settings import Settings
 from serving.batcher import MicroBatcher
-from serving.store.db import ensure_schema, redact
 from serving.edge.shared import Edge, build_edge
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder
+from serving.store.db import ensure_schema, redact
 from serving.store.model_stats import ServedStats
+from serving.store.prediction_store import PredictionStore
 from serving.stream.protocol import CLOSE_GOING_AWAY
 from serving.stream.registry import SessionRegistry
-from serving.store.prediction_store import PredictionStore
 
 # gc thresholds: CPython's defaults are (700, 10, 10); see start_runtime.
 GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_FULL_THRESHOLD = 700, 10, 1000

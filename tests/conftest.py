@@ -7,8 +7,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pipelines.registry import LoadedModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,3 +71,12 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> 
     run_cli("ingest", "--sample", home=home)
     run_cli("train", "--trees", "40", home=home)
     return home
+
+
+@pytest.fixture(scope="session")
+def champion(trained_home: Path) -> LoadedModel:
+    """Version 1 of the trained model, loaded in the test process (what `posture predict` uses)."""
+    from pipelines.registry import load_model  # after the offline environment above is set
+    from pipelines.settings import Settings
+
+    return load_model("models:/posture/1", Settings(home=trained_home))

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from pipelines.settings import Settings
 from serving.edge.keys import KeyVerifier, auth_required
-from serving.store.db import redact
-from serving.logs import log_event
-from serving.metrics import ServerMetrics
 from serving.edge.ratelimit import RateLimiter, make_limiter
 from serving.edge.redis_state import AliasCache, RedisUnavailable, SharedRedis
+from serving.logs import log_event
+from serving.metrics import ServerMetrics
+from serving.store.db import redact
 from serving.stream.state import SessionStore, make_session_store
 
 

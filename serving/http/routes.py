@@ -16,10 +16,7 @@ from pydantic_core import ErrorDetails
 
 from features.feature_sets import window_contexts
 from serving.batcher import BatcherClosed
-from serving.metrics import CONTENT_TYPE
-from serving.model_holder import ServedModel
 from serving.http.request_windows import request_windows
-from serving.runtime import Runtime
 from serving.http.schemas import (
     ErrorResponse,
     HealthResponse,
@@ -29,6 +26,9 @@ from serving.http.schemas import (
     ReadyResponse,
     ValidationErrorResponse,
 )
+from serving.metrics import CONTENT_TYPE
+from serving.model_holder import ServedModel
+from serving.runtime import Runtime
 from serving.store.prediction_store import PredictionRecord
 from serving.stream.work_limits import WorkLimits
 

@@ -299,7 +299,7 @@ class PredictionStore:
         """At close, rows the full spool refused. Behind a spool they would wait for it, but the
         spool cannot take them: written now they land before the older spooled rows (replayed at
         the next start), which beats losing them. Only when the database refuses too are they lost
-        (a database down and a disk full at shutdown: found by tests/test_faults.py, which saw 200
+        (a database down and a disk full at shutdown: found by tests/serving/test_faults.py, which saw 200
         rows dropped while the database was back). One failed try is enough: with a database that
         does not answer, each try of each batch would hold the shutdown for the connect timeout."""
         try:

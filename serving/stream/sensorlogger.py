@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Address
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, looks_like_g
+from serving.http.schemas import ErrorResponse, ValidationErrorResponse
 from serving.stream.imu_align import ImuAligner, Readings, TooManyRows
 from serving.stream.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
-from serving.http.schemas import ErrorResponse, ValidationErrorResponse
 from serving.stream.session import StreamSession
 from serving.stream.work_limits import WorkLimits
 

@@ -26,10 +26,12 @@ from features.errors import SpecError
 from features.feature_sets import window_contexts
 from features.spec import WindowSpec
 from features.stream_context import StreamContext
-from serving.http.auth_middleware import API_KEY_SCOPE
 from serving.batcher import BatcherClosed
+from serving.http.auth_middleware import API_KEY_SCOPE
 from serving.logs import log_event
 from serving.model_holder import ServedModel
+from serving.store.prediction_store import ConnectionRecord, PredictionRecord
+from serving.stream.buffer import StreamWindower
 from serving.stream.protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
@@ -46,8 +48,6 @@ from serving.stream.protocol import (
     ready_message,
 )
 from serving.stream.state import SessionSnapshot
-from serving.store.prediction_store import ConnectionRecord, PredictionRecord
-from serving.stream.buffer import StreamWindower
 from serving.stream.work_limits import WorkLimits
 
 if TYPE_CHECKING:
