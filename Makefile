@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test venv services bench
+.PHONY: quickstart test venv services lint bench
 
 $(BIN)/posture: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ services:
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_nginx.sh
 
-test: venv services
+test: venv services lint
 	$(BIN)/python -m pytest
+
+# ruff and mypy as configured in pyproject.toml.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: venv
 	$(BIN)/pip install --quiet -e '.[test,bench]'

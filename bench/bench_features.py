@@ -84,8 +84,12 @@ def tsfresh_extractor(kind: str) -> Extractor | str:
         frame = to_long(windows)
         started = time.perf_counter()
         table = tsfresh_extract(
-            frame, column_id="id", column_sort="time", default_fc_parameters=parameters,
-            n_jobs=0, disable_progressbar=True,
+            frame,
+            column_id="id",
+            column_sort="time",
+            default_fc_parameters=parameters,
+            n_jobs=0,
+            disable_progressbar=True,
         )
         extract.seconds = time.perf_counter() - started  # the call alone, without to_long
         return impute(table).to_numpy(dtype=float)
@@ -176,14 +180,26 @@ def main() -> None:
 
     ours_rate = rows[0][3]
     table = Table(title=f"Feature extraction on 100 x 6 windows ({os.cpu_count()} cores, single process)")
-    columns = ("feature set", "features", "timed on", "windows/s", "posture 6-ch is x faster", "BasicMotions test acc",
-               "synthetic group-CV acc")
+    columns = (
+        "feature set",
+        "features",
+        "timed on",
+        "windows/s",
+        "posture 6-ch is x faster",
+        "BasicMotions test acc",
+        "synthetic group-CV acc",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "feature set" else "right")
     for name, n_features, n_speed, rate, accuracy, cv in rows:
         table.add_row(
-            name, str(n_features), str(n_speed), f"{rate:,.0f}", f"{ours_rate / rate:,.1f}",
-            f"{accuracy:.3f}", "skipped" if cv is None else f"{cv[0]:.3f} ± {cv[1]:.3f}",
+            name,
+            str(n_features),
+            str(n_speed),
+            f"{rate:,.0f}",
+            f"{ours_rate / rate:,.1f}",
+            f"{accuracy:.3f}",
+            "skipped" if cv is None else f"{cv[0]:.3f} ± {cv[1]:.3f}",
         )
     console.print(table)
     console.print(f"total {time.perf_counter() - started:.0f} s")

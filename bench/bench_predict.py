@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PEER_SCRIPT = r'''
+PEER_SCRIPT = r"""
 import sys, numpy as np, pandas as pd, mlflow, mlflow.pyfunc
 from features.extract import extract_features
 src, out, uri, tracking = sys.argv[1:5]
@@ -40,7 +40,7 @@ for start in range(0, len(df) - 100 + 1, 50):
     rows.append(extract_features(window[None], channels, 50.0)[0])
 labels = model.predict(pd.DataFrame(np.array(rows)))
 pd.DataFrame({"start": df["timestamp"].iloc[0:len(labels) * 50:50].to_numpy(), "label": labels}).to_csv(out, index=False)
-'''
+"""
 
 
 def make_hour(path: Path) -> None:
@@ -66,7 +66,7 @@ def timed(command: list[str], env: dict[str, str], runs: int) -> list[float]:
 
 def phase_shares(source: Path, env: dict[str, str]) -> str:
     """Time each phase of the predict path in a fresh process."""
-    code = r'''
+    code = r"""
 import time, sys
 t0 = time.perf_counter()
 from posture_cli.predict_cmd import predict_file
@@ -94,8 +94,10 @@ t5 = time.perf_counter()
 print(f"engine {engine.kind} | import {t1-t0:.2f}s | load model {t2-t1:.2f}s | read+validate {t3-t2:.2f}s | "
       f"resample+window {t4-t3-spent['features']-spent['model']:.2f}s | features {spent['features']:.2f}s | "
       f"model {spent['model']:.2f}s | write {t5-t4:.2f}s")
-'''
-    return subprocess.run([sys.executable, "-c", code, str(source)], env=env, check=True, capture_output=True, text=True).stdout.strip()
+"""
+    return subprocess.run(
+        [sys.executable, "-c", code, str(source)], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def main() -> None:
@@ -116,12 +118,26 @@ def main() -> None:
         # the first run pays what a run after an outside registry write (say, the MLflow UI
         # moved the alias) pays: resolving through MLflow. Later runs reuse the look-up.
         shutil.rmtree(home / "mlflow" / "posture-cache")
-        ours_first, *ours_later = timed([*posture, "predict", str(source), "--out", str(home / "out.csv")], env, args.runs + 1)
+        ours_first, *ours_later = timed(
+            [*posture, "predict", str(source), "--out", str(home / "out.csv")], env, args.runs + 1
+        )
         ours = statistics.median(ours_later)
         shares = phase_shares(source, env)
         tracking = f"sqlite:///{home}/mlflow/mlflow.db"
         peer = statistics.median(
-            timed([sys.executable, "-c", PEER_SCRIPT, str(source), str(home / "peer.csv"), "models:/posture@champion", tracking], env, args.runs)
+            timed(
+                [
+                    sys.executable,
+                    "-c",
+                    PEER_SCRIPT,
+                    str(source),
+                    str(home / "peer.csv"),
+                    "models:/posture@champion",
+                    tracking,
+                ],
+                env,
+                args.runs,
+            )
         )
     print(f"\none hour, 180,000 samples x 6 channels, 3,599 windows; median of {args.runs} runs")
     print(f"posture predict (process start to file written): {ours:.2f} s   target < 3 s")

@@ -150,8 +150,10 @@ def load_hapt_windows(root: Path) -> tuple[np.ndarray, ...]:
     recordings = read_recordings(root)
     samples = sum(len(r.frame) for r in recordings)
     if root.resolve() == DEFAULT_HAPT.resolve() and (len(recordings), samples) != (42, 797_484):
-        raise SystemExit(f"the shared HAPT copy reads as {len(recordings)} recordings, {samples} samples; "
-                         "its README says 42 and 797,484")
+        raise SystemExit(
+            f"the shared HAPT copy reads as {len(recordings)} recordings, {samples} samples; "
+            "its README says 42 and 797,484"
+        )
     frame = recordings_to_frame(recordings)  # 50 Hz already: ingest's resampling is a no-op
     w = window_dataset(frame, WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=tuple(ALL_CHANNELS)))
     return w.windows, w.labels.astype(str), w.groups.astype(str), w.recordings.astype(str), w.starts_s, w.contexts
@@ -217,7 +219,11 @@ def tsfresh_method(efficient: bool) -> FeatureMethod:
 
     def extract(frame: pd.DataFrame, channels: tuple[str, ...], rate_hz: float, contexts: np.ndarray) -> np.ndarray:
         table = tsfresh.extract_features(
-            frame, column_id="id", column_sort="time", default_fc_parameters=parameters, n_jobs=0,
+            frame,
+            column_id="id",
+            column_sort="time",
+            default_fc_parameters=parameters,
+            n_jobs=0,
             disable_progressbar=True,
         )
         return impute(table).to_numpy(dtype=np.float64)
@@ -259,8 +265,9 @@ def posture_default_method() -> FeatureMethod:
     def extract(windows: np.ndarray, channels: tuple[str, ...], rate_hz: float, contexts: np.ndarray) -> np.ndarray:
         return posture_default_features(windows, contexts, rate_hz)
 
-    return FeatureMethod("posture-default", f"posture default ({DEFAULT_FEATURE_SET} + make_forest)", extract,
-                         posture_default_forest)
+    return FeatureMethod(
+        "posture-default", f"posture default ({DEFAULT_FEATURE_SET} + make_forest)", extract, posture_default_forest
+    )
 
 
 @dataclass
@@ -394,12 +401,29 @@ def subject_spread(result: MethodResult) -> tuple[str, str]:
 
 def results_table(data: Dataset, results: list[MethodResult]) -> Table:
     table = Table(title=f"{data.name}: {len(data.labels):,} windows {data.windows.shape[1:]}, {data.scheme}")
-    for column in ("method", "features", "windows/s", "featurize s", "CV fit+predict s", "accuracy", "macro-F1",
-                   "subject acc min / median / max", "worst 3 subjects"):
+    for column in (
+        "method",
+        "features",
+        "windows/s",
+        "featurize s",
+        "CV fit+predict s",
+        "accuracy",
+        "macro-F1",
+        "subject acc min / median / max",
+        "worst 3 subjects",
+    ):
         table.add_column(column, justify="left" if column in ("method", "worst 3 subjects") else "right")
     for r in results:
-        table.add_row(r.title, str(r.n_features), f"{r.windows_per_s:,.0f}", f"{r.featurize_s:.2f}", f"{r.cv_s:.1f}",
-                      f"{r.accuracy:.4f}", f"{r.macro_f1:.4f}", *subject_spread(r))
+        table.add_row(
+            r.title,
+            str(r.n_features),
+            f"{r.windows_per_s:,.0f}",
+            f"{r.featurize_s:.2f}",
+            f"{r.cv_s:.1f}",
+            f"{r.accuracy:.4f}",
+            f"{r.macro_f1:.4f}",
+            *subject_spread(r),
+        )
     return table
 
 
@@ -411,13 +435,15 @@ def ratios(results: list[MethodResult]) -> list[dict[str, Any]]:
         return []
     rows = []
     for peer in (r for r in results if not r.key.startswith("posture-default")):
-        rows.append({
-            "peer": peer.key,
-            "accuracy_points": 100 * (ours.accuracy - peer.accuracy),
-            "smoothed_accuracy_points": None if smoothed is None else 100 * (smoothed.accuracy - peer.accuracy),
-            "macro_f1_points": 100 * (ours.macro_f1 - peer.macro_f1),
-            "speed_ratio": ours.windows_per_s / peer.windows_per_s,
-        })
+        rows.append(
+            {
+                "peer": peer.key,
+                "accuracy_points": 100 * (ours.accuracy - peer.accuracy),
+                "smoothed_accuracy_points": None if smoothed is None else 100 * (smoothed.accuracy - peer.accuracy),
+                "macro_f1_points": 100 * (ours.macro_f1 - peer.macro_f1),
+                "speed_ratio": ours.windows_per_s / peer.windows_per_s,
+            }
+        )
     return rows
 
 
@@ -427,8 +453,13 @@ def ratios_table(data: Dataset, rows: list[dict[str, Any]], titles: dict[str, st
         table.add_column(column, justify="left" if column == "peer" else "right")
     for row in rows:
         smoothed = row["smoothed_accuracy_points"]
-        table.add_row(titles[row["peer"]], f"{row['accuracy_points']:+.2f}", "-" if smoothed is None else f"{smoothed:+.2f}",
-                      f"{row['macro_f1_points']:+.2f}", f"{row['speed_ratio']:,.2f}x")
+        table.add_row(
+            titles[row["peer"]],
+            f"{row['accuracy_points']:+.2f}",
+            "-" if smoothed is None else f"{smoothed:+.2f}",
+            f"{row['macro_f1_points']:+.2f}",
+            f"{row['speed_ratio']:,.2f}x",
+        )
     return table
 
 
@@ -437,13 +468,19 @@ def ratios_table(data: Dataset, rows: list[dict[str, Any]], titles: dict[str, st
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hapt", type=Path, default=DEFAULT_HAPT,
-                        help="the HAPT folder (README.md, activity_labels.txt, RawData/)")
-    parser.add_argument("--methods", default="minirocket,tsfresh,seglearn,imu-stats,posture-default",
-                        help=f"comma-separated subset of {', '.join(METHOD_KEYS)}")
+    parser.add_argument(
+        "--hapt", type=Path, default=DEFAULT_HAPT, help="the HAPT folder (README.md, activity_labels.txt, RawData/)"
+    )
+    parser.add_argument(
+        "--methods",
+        default="minirocket,tsfresh,seglearn,imu-stats,posture-default",
+        help=f"comma-separated subset of {', '.join(METHOD_KEYS)}",
+    )
     parser.add_argument("--with-tsfresh-efficient", action="store_true", help="add tsfresh Efficient (~1 h on HAPT)")
     parser.add_argument("--quick", action="store_true", help="5-fold GroupKFold by subject instead of LOSO")
-    parser.add_argument("--minirocket-kernels", type=int, default=10_000, help="MiniRocket size (aeon's default 10,000)")
+    parser.add_argument(
+        "--minirocket-kernels", type=int, default=10_000, help="MiniRocket size (aeon's default 10,000)"
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -457,8 +494,10 @@ def parse_args() -> argparse.Namespace:
 
 def load_datasets(args: argparse.Namespace, console: Console) -> list[Dataset]:
     if not (args.hapt / "RawData" / "labels.txt").is_file():
-        console.print(f"[red]HAPT not found: expected its RawData layout at {args.hapt} "
-                      f"(RawData/labels.txt, acc_expNN_userMM.txt, ...); pass --hapt DIR[/red]")
+        console.print(
+            f"[red]HAPT not found: expected its RawData layout at {args.hapt} "
+            f"(RawData/labels.txt, acc_expNN_userMM.txt, ...); pass --hapt DIR[/red]"
+        )
         raise SystemExit(2)
     datasets = [hapt_dataset(args.hapt, args.quick)]
     try:
@@ -482,8 +521,10 @@ def run_dataset(data: Dataset, args: argparse.Namespace, console: Console) -> tu
             continue
         results += new
         for r in new:
-            console.print(f"{data.name}: {r.title}: accuracy {r.accuracy:.4f}, macro-F1 {r.macro_f1:.4f}, "
-                          f"{r.windows_per_s:,.0f} windows/s ({time.perf_counter() - started:.0f} s)")
+            console.print(
+                f"{data.name}: {r.title}: accuracy {r.accuracy:.4f}, macro-F1 {r.macro_f1:.4f}, "
+                f"{r.windows_per_s:,.0f} windows/s ({time.perf_counter() - started:.0f} s)"
+            )
     return results, failures
 
 
@@ -503,7 +544,11 @@ def main() -> None:
     args = parse_args()
     console = Console(width=200)
     started = time.perf_counter()
-    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "start": environment(), "datasets": {}}
+    report: dict[str, Any] = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "start": environment(),
+        "datasets": {},
+    }
     console.print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; methods {', '.join(args.methods)}")
     for data in load_datasets(args, console):
         console.print(f"{data.name}: {len(data.labels):,} windows, {len(data.classes)} classes, {data.scheme}")
@@ -512,8 +557,13 @@ def main() -> None:
         console.print(results_table(data, results))
         if rows:
             console.print(ratios_table(data, rows, {r.key: r.title for r in results}))
-        report["datasets"][data.name] = {"n_windows": len(data.labels), "scheme": data.scheme,
-                                         "results": [asdict(r) for r in results], "ratios": rows, "unavailable": failures}
+        report["datasets"][data.name] = {
+            "n_windows": len(data.labels),
+            "scheme": data.scheme,
+            "results": [asdict(r) for r in results],
+            "ratios": rows,
+            "unavailable": failures,
+        }
     report["wall_s"] = time.perf_counter() - started
     report["end_load_average"] = os.getloadavg()
     console.print(f"total {report['wall_s']:.0f} s; load average now {os.getloadavg()[0]:.2f}")

@@ -53,7 +53,9 @@ from tests.pipelines.incoming_data import write_subject  # noqa: E402
 def sample_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="bench-retrain-")) / "home"
     frame = generate_sample_dataset()
-    recordings = [Recording(str(n), part.drop(columns="recording"), "synthetic") for n, part in frame.groupby("recording")]
+    recordings = [
+        Recording(str(n), part.drop(columns="recording"), "synthetic") for n, part in frame.groupby("recording")
+    ]
     write_dataset(home / "data/datasets/sample", frame, build_manifest(frame, recordings, 50.0, {"name": "sample"}))
     return home
 
@@ -63,8 +65,10 @@ def plain_featurize(request: Any, dataset_dir: Path, specs: dict[str, Any]) -> d
 
     sizes = pd.read_parquet(dataset_dir / "recordings.parquet", columns=["recording"])["recording"].value_counts()
     batches = make_batches(sizes.to_dict(), 2 * (os.cpu_count() or 1))
-    tables = {spec: FeatureTable.concat([featurize_batch_task.fn(str(dataset_dir), b, spec) for b in batches])
-              for spec in dict.fromkeys(specs.values())}
+    tables = {
+        spec: FeatureTable.concat([featurize_batch_task.fn(str(dataset_dir), b, spec) for b in batches])
+        for spec in dict.fromkeys(specs.values())
+    }
     return {name: tables[spec] for name, spec in specs.items()}
 
 
@@ -138,12 +142,16 @@ def main() -> None:
     for subject, prefect in zip(range(9, 13), (True, False, False, True)):
         wall, cpu, stages = night(home, subject, prefect)
         runs[prefect].append((wall, cpu))
-        print(f"night s{subject:02d} {'with Prefect   ' if prefect else 'without Prefect'} {wall:6.2f} s, cpu {cpu:6.2f} s  "
-              + "  ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+        print(
+            f"night s{subject:02d} {'with Prefect   ' if prefect else 'without Prefect'} {wall:6.2f} s, cpu {cpu:6.2f} s  "
+            + "  ".join(f"{k} {v:.2f}" for k, v in stages.items())
+        )
     (wall_p, cpu_p), (wall_n, cpu_n) = [tuple(map(statistics.mean, zip(*runs[k]))) for k in (True, False)]
-    print(f"retrain in-process, mean of 2: wall {wall_p:.2f} s with Prefect, {wall_n:.2f} s without; "
-          f"cpu {cpu_p:.2f} s with, {cpu_n:.2f} s without: Prefect {cpu_p - cpu_n:+.2f} cpu-s "
-          f"= {100 * (cpu_p - cpu_n) / cpu_p:.1f}% of the CPU")
+    print(
+        f"retrain in-process, mean of 2: wall {wall_p:.2f} s with Prefect, {wall_n:.2f} s without; "
+        f"cpu {cpu_p:.2f} s with, {cpu_n:.2f} s without: Prefect {cpu_p - cpu_n:+.2f} cpu-s "
+        f"= {100 * (cpu_p - cpu_n) / cpu_p:.1f}% of the CPU"
+    )
 
     command = [sys.executable, "-m", "posture_cli", "retrain", "--json"]
     env = os.environ | {"POSTURE_HOME": str(home)}
@@ -151,12 +159,16 @@ def main() -> None:
     with_api = seconds_of(command, env)
     write_subject(home / "data/incoming", "s14", seed=14, seconds=60.0)
     own_api = seconds_of(command, {k: v for k, v in env.items() if k != "PREFECT_API_URL"})
-    print(f"`posture retrain`: wall {with_api[0]:.2f} s / cpu {with_api[1]:.2f} s with a running Prefect server; "
-          f"wall {own_api[0]:.2f} s / cpu {own_api[1]:.2f} s starting its own temporary API")
+    print(
+        f"`posture retrain`: wall {with_api[0]:.2f} s / cpu {with_api[1]:.2f} s with a running Prefect server; "
+        f"wall {own_api[0]:.2f} s / cpu {own_api[1]:.2f} s starting its own temporary API"
+    )
     api_cpu = max(0.0, own_api[1] - with_api[1])
-    print(f"Prefect's share of `posture retrain` CPU: {100 * max(cpu_p - cpu_n, 0) / with_api[1]:.0f}% with a server; "
-          f"{100 * (max(cpu_p - cpu_n, 0) + api_cpu) / own_api[1]:.0f}% with its own temporary API "
-          f"(its start {api_cpu:.2f} cpu-s)")
+    print(
+        f"Prefect's share of `posture retrain` CPU: {100 * max(cpu_p - cpu_n, 0) / with_api[1]:.0f}% with a server; "
+        f"{100 * (max(cpu_p - cpu_n, 0) + api_cpu) / own_api[1]:.0f}% with its own temporary API "
+        f"(its start {api_cpu:.2f} cpu-s)"
+    )
 
 
 if __name__ == "__main__":

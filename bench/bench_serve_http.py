@@ -135,8 +135,9 @@ class ServerProcess:
     def __init__(self, name: str, command: list[str], env: dict[str, str], port: int, health: str, log: Path) -> None:
         self.name, self.port, self.health, self.log_path = name, port, health, log
         self._log = log.open("w")
-        self.process = subprocess.Popen(command, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.started = time.perf_counter()
         self.ready_after_s: float | None = None
 
@@ -185,10 +186,24 @@ def posture_server(home: Path, workers: int, data_dir: Path, extra_env: dict[str
 def mlflow_server(home: Path, workers: int, log_dir: Path) -> ServerProcess:
     port = free_port()
     mlflow = str(Path(sys.executable).parent / "mlflow")
-    command = [mlflow, "models", "serve", "-m", "models:/posture@champion", "--env-manager", "local",
-               "-p", str(port), "--host", "127.0.0.1", "-w", str(workers)]
-    return ServerProcess(f"mlflow models serve -w {workers}", command, bench_env(home), port, "/ping",
-                         log_dir / f"mlflow-w{workers}.log")
+    command = [
+        mlflow,
+        "models",
+        "serve",
+        "-m",
+        "models:/posture@champion",
+        "--env-manager",
+        "local",
+        "-p",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "-w",
+        str(workers),
+    ]
+    return ServerProcess(
+        f"mlflow models serve -w {workers}", command, bench_env(home), port, "/ping", log_dir / f"mlflow-w{workers}.log"
+    )
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -389,9 +404,12 @@ def measure(pool: Any, target: Target, args: argparse.Namespace) -> None:
     target.cpu_ms = (group_cpu_seconds(target.process.process.pid) - cpu) * 1000.0 / max(1, target.loaded.requests)
     if batching:
         target.batch_windows, target.featurize_ms = batch_stats(metrics, scrape(target.process))
-    print(f"  {target.server} -w {target.workers} {target.payload:8s}: median {target.single.median_ms:6.2f} ms, "
-          f"{target.loaded.throughput:7.1f} req/s at {args.clients} clients, server CPU {target.cpu_ms:.2f} ms/req  "
-          f"(load {target.load_avg})", flush=True)
+    print(
+        f"  {target.server} -w {target.workers} {target.payload:8s}: median {target.single.median_ms:6.2f} ms, "
+        f"{target.loaded.throughput:7.1f} req/s at {args.clients} clients, server CPU {target.cpu_ms:.2f} ms/req  "
+        f"(load {target.load_avg})",
+        flush=True,
+    )
 
 
 def featurize_cost_ms(window: np.ndarray, repeats: int = 200) -> float:
@@ -414,26 +432,59 @@ def report(targets: list[Target], args: argparse.Namespace, notes: list[str]) ->
     from rich.table import Table
 
     console = Console(width=180)
-    table = Table(title=f"one window per request; 1 client back to back, then {args.clients} client processes "
-                        f"for {args.seconds:g} s")
-    for column in ("server", "workers", "request body", "median ms", "p99 ms", "n",
-                   f"median ms @{args.clients}", f"p99 ms @{args.clients}", f"req/s @{args.clients}",
-                   "server CPU ms/req", "req/s per CPU-s", f"windows/ batch @{args.clients}", "featurize ms/ batch",
-                   "errors", "load 1m"):
+    table = Table(
+        title=f"one window per request; 1 client back to back, then {args.clients} client processes "
+        f"for {args.seconds:g} s"
+    )
+    for column in (
+        "server",
+        "workers",
+        "request body",
+        "median ms",
+        "p99 ms",
+        "n",
+        f"median ms @{args.clients}",
+        f"p99 ms @{args.clients}",
+        f"req/s @{args.clients}",
+        "server CPU ms/req",
+        "req/s per CPU-s",
+        f"windows/ batch @{args.clients}",
+        "featurize ms/ batch",
+        "errors",
+        "load 1m",
+    ):
         table.add_column(column, justify="left" if column in ("server", "request body") else "right")
     for t in targets:
         assert t.single and t.loaded
-        table.add_row(t.server, str(t.workers), t.payload, f"{t.single.median_ms:.2f}", f"{t.single.p99_ms:.2f}",
-                      str(t.single.requests), f"{t.loaded.median_ms:.2f}", f"{t.loaded.p99_ms:.2f}",
-                      f"{t.loaded.throughput:.0f}", f"{t.cpu_ms:.2f}", f"{t.cpu_ceiling:.0f}",
-                      "" if t.batch_windows != t.batch_windows else f"{t.batch_windows:.1f}",  # NaN: not measured
-                      "" if t.featurize_ms != t.featurize_ms else f"{t.featurize_ms:.2f}",
-                      str(t.single.errors + t.loaded.errors), t.load_avg.split()[0])
+        table.add_row(
+            t.server,
+            str(t.workers),
+            t.payload,
+            f"{t.single.median_ms:.2f}",
+            f"{t.single.p99_ms:.2f}",
+            str(t.single.requests),
+            f"{t.loaded.median_ms:.2f}",
+            f"{t.loaded.p99_ms:.2f}",
+            f"{t.loaded.throughput:.0f}",
+            f"{t.cpu_ms:.2f}",
+            f"{t.cpu_ceiling:.0f}",
+            "" if t.batch_windows != t.batch_windows else f"{t.batch_windows:.1f}",  # NaN: not measured
+            "" if t.featurize_ms != t.featurize_ms else f"{t.featurize_ms:.2f}",
+            str(t.single.errors + t.loaded.errors),
+            t.load_avg.split()[0],
+        )
     console.print(table)
     ratios = Table(title="posture vs MLflow, same worker count (target: latency <= 1/10, throughput >= 20x)")
-    for column in ("workers", "posture body", "MLflow/posture median", "MLflow/posture p99",
-                   f"posture/MLflow req/s @{args.clients}", "MLflow/posture CPU per req", "latency target",
-                   "throughput target"):
+    for column in (
+        "workers",
+        "posture body",
+        "MLflow/posture median",
+        "MLflow/posture p99",
+        f"posture/MLflow req/s @{args.clients}",
+        "MLflow/posture CPU per req",
+        "latency target",
+        "throughput target",
+    ):
         ratios.add_column(column, justify="right")
     for t in targets:
         if t.server != "posture":
@@ -444,9 +495,16 @@ def report(targets: list[Target], args: argparse.Namespace, notes: list[str]) ->
         assert peer.single and peer.loaded and t.single and t.loaded
         lat = peer.single.median_ms / t.single.median_ms
         thr = t.loaded.throughput / peer.loaded.throughput
-        ratios.add_row(str(t.workers), t.payload, f"{lat:.1f}x", f"{peer.single.p99_ms / t.single.p99_ms:.1f}x",
-                       f"{thr:.1f}x", f"{peer.cpu_ms / t.cpu_ms:.1f}x", "[green]met[/]" if lat >= 10 else "[red]missed[/]",
-                       "[green]met[/]" if thr >= 20 else "[red]missed[/]")
+        ratios.add_row(
+            str(t.workers),
+            t.payload,
+            f"{lat:.1f}x",
+            f"{peer.single.p99_ms / t.single.p99_ms:.1f}x",
+            f"{thr:.1f}x",
+            f"{peer.cpu_ms / t.cpu_ms:.1f}x",
+            "[green]met[/]" if lat >= 10 else "[red]missed[/]",
+            "[green]met[/]" if thr >= 20 else "[red]missed[/]",
+        )
     console.print(ratios)
     for note in notes:
         console.print(note, highlight=False)
@@ -485,8 +543,10 @@ def main() -> None:
         targets: list[Target] = []
         ok_requests: dict[int, int] = {}
         with ExitStack() as stack, mp.get_context("fork").Pool(args.clients) as pool:
-            print(f"starting posture serve and mlflow models serve with {args.workers} worker(s) (all at once) ...",
-                  flush=True)
+            print(
+                f"starting posture serve and mlflow models serve with {args.workers} worker(s) (all at once) ...",
+                flush=True,
+            )
             servers: dict[tuple[str, int], ServerProcess] = {}
             for w in workers:
                 servers["posture", w] = posture_server(home, w, tmp / f"posture-w{w}")
@@ -501,14 +561,19 @@ def main() -> None:
             mlflow_label = one_request(first_mlflow.port, "/invocations", bodies["features"])["predictions"][0]
             for w in workers:
                 p, m = servers["posture", w], servers["mlflow", w]
-                plan = [Target("posture", w, "window", p.port, p, "/v1/predict", bodies["window"]),
-                        Target("posture", w, "samples", p.port, p, "/v1/predict", bodies["samples"]),
-                        Target("mlflow", w, "features", m.port, m, "/invocations", bodies["features"])]
+                plan = [
+                    Target("posture", w, "window", p.port, p, "/v1/predict", bodies["window"]),
+                    Target("posture", w, "samples", p.port, p, "/v1/predict", bodies["samples"]),
+                    Target("mlflow", w, "features", m.port, m, "/invocations", bodies["features"]),
+                ]
                 for target in plan:
                     measure(pool, target, args)
                     targets.append(target)
-                ok_requests[w] = sum(t.single.requests + t.loaded.requests + args.warmup  # type: ignore[union-attr]
-                                     for t in plan if t.server == "posture") + (1 if w == workers[0] else 0)
+                ok_requests[w] = sum(
+                    t.single.requests + t.loaded.requests + args.warmup  # type: ignore[union-attr]
+                    for t in plan
+                    if t.server == "posture"
+                ) + (1 if w == workers[0] else 0)
             for w in workers:
                 servers["posture", w].stop()  # SIGTERM: the store flushes what it holds
         rows = {w: stored_rows(tmp / f"posture-w{w}") for w in workers}
@@ -518,9 +583,10 @@ def main() -> None:
             f"({featurize_cost_ms(window):.2f} ms for one window in-process here), returns probabilities and logs "
             "the prediction to its store; MLflow gets the 196 features precomputed by the client and returns a label.",
             "posture predictions logged (SQLite rows after SIGTERM vs 200 responses): "
-            + ", ".join(f"--workers {w}: {rows[w]} / {ok_requests[w]}"
-                        + (" ok" if rows[w] == ok_requests[w] else " MISMATCH")
-                        for w in workers),
+            + ", ".join(
+                f"--workers {w}: {rows[w]} / {ok_requests[w]}" + (" ok" if rows[w] == ok_requests[w] else " MISMATCH")
+                for w in workers
+            ),
             f"server start to ready: {starts}",
             f"clients and servers share this machine ({os.cpu_count()} cores); other jobs ran too. "
             f"load average at end: {load_average()}; total bench time {time.perf_counter() - begun:.0f} s",

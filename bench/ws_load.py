@@ -64,8 +64,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_serve_http import (  # noqa: E402
-    ServerProcess, bench_env, free_port, group_cpu_seconds, load_average, posture_server, prepare_home,
-    recording_samples, scrape,
+    ServerProcess,
+    bench_env,
+    free_port,
+    group_cpu_seconds,
+    load_average,
+    posture_server,
+    prepare_home,
+    recording_samples,
+    scrape,
 )
 
 RATE_HZ = 50.0
@@ -112,15 +119,23 @@ def build_frames(path: Path, binary: bool) -> list[list[Any]]:
             out.append([values[i : i + FRAME_ROWS].astype("<f4").tobytes() for i in range(0, usable, FRAME_ROWS)])
         else:
             rounded = np.round(values.astype(np.float64), 4)
-            out.append([json.dumps({"samples": rounded[i : i + FRAME_ROWS].tolist()}) for i in range(0, usable, FRAME_ROWS)])
+            out.append(
+                [json.dumps({"samples": rounded[i : i + FRAME_ROWS].tolist()}) for i in range(0, usable, FRAME_ROWS)]
+            )
     return out
 
 
 async def _connect(url: str, device: Device, deflate: bool) -> Any:
     from websockets.asyncio.client import connect
 
-    ws = await connect(url, compression="deflate" if deflate else None, max_size=None, ping_interval=None,
-                       open_timeout=CONNECT_TIMEOUT_S, close_timeout=5)
+    ws = await connect(
+        url,
+        compression="deflate" if deflate else None,
+        max_size=None,
+        ping_interval=None,
+        open_timeout=CONNECT_TIMEOUT_S,
+        close_timeout=5,
+    )
     await ws.send(json.dumps({"type": "hello", "device_id": device.id, "rate_hz": RATE_HZ}))
     ready = json.loads(await ws.recv())
     if ready.get("type") != "ready":
@@ -193,8 +208,7 @@ async def _shard(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, A
     devices = []
     for i in cfg["device_ids"]:
         frames = recordings[rng.randrange(len(recordings))]
-        devices.append(Device(f"bench-{i}", frames, rng.randrange(len(frames)), rng.uniform(0, HOP_S),
-                              {}, [], [], []))
+        devices.append(Device(f"bench-{i}", frames, rng.randrange(len(frames)), rng.uniform(0, HOP_S), {}, [], [], []))
     gate = asyncio.Semaphore(CONNECTS_IN_FLIGHT)
 
     async def connect_one(device: Device) -> Any:
@@ -207,8 +221,14 @@ async def _shard(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, A
     connected_at = time.monotonic()
     sockets = await asyncio.gather(*(connect_one(d) for d in devices))
     failures = [s for s in sockets if isinstance(s, BaseException)]
-    results.put({"kind": "connected", "failures": len(failures), "seconds": time.monotonic() - connected_at,
-                 "first_error": repr(failures[0]) if failures else None})
+    results.put(
+        {
+            "kind": "connected",
+            "failures": len(failures),
+            "seconds": time.monotonic() - connected_at,
+            "first_error": repr(failures[0]) if failures else None,
+        }
+    )
     start = await asyncio.get_running_loop().run_in_executor(None, control.get)
     stop = start + cfg["seconds"]
     cpu0 = time.process_time()
@@ -221,16 +241,20 @@ async def _shard(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, A
     await asyncio.gather(*(_close(ws, d) for ws, d in live))
     cpu = time.process_time() - cpu0
     return {
-        "kind": "done", "devices": len(devices), "connect_failures": len(failures),
+        "kind": "done",
+        "devices": len(devices),
+        "connect_failures": len(failures),
         "frames": sum(d.frames_sent for d in devices),
         "expected": sum(d.received + len(d.sent_at) for d in devices),
         "received": sum(d.received for d in devices),
-        "unmatched": sum(d.unmatched for d in devices), "errors": sum(d.errors for d in devices),
+        "unmatched": sum(d.unmatched for d in devices),
+        "errors": sum(d.errors for d in devices),
         "bad_closes": sum(1 for _, d in live if d.close_code not in (1000, None)),
         "latencies": np.concatenate([d.latencies for d in devices] + [[]]).astype(np.float32),
         "server_ms": np.concatenate([d.server_ms for d in devices] + [[]]).astype(np.float32),
         "lags": np.concatenate([d.lags for d in devices] + [[]]).astype(np.float32),
-        "cpu_s": cpu, "wall_s": time.monotonic() - start,
+        "cpu_s": cpu,
+        "wall_s": time.monotonic() - start,
     }
 
 
@@ -273,8 +297,15 @@ def run_clients(n: int, args: argparse.Namespace, server: ServerProcess, recordi
     shards = []
     for index, part in enumerate(np.array_split(np.arange(n), args.shards)):
         control = ctx.Queue()
-        cfg = {"url": f"ws://127.0.0.1:{server.port}/v1/stream", "device_ids": part.tolist(), "seconds": args.step_seconds,
-               "binary": args.binary, "deflate": args.deflate, "recordings": str(recordings), "seed": n * 100 + index}
+        cfg = {
+            "url": f"ws://127.0.0.1:{server.port}/v1/stream",
+            "device_ids": part.tolist(),
+            "seconds": args.step_seconds,
+            "binary": args.binary,
+            "deflate": args.deflate,
+            "recordings": str(recordings),
+            "seed": n * 100 + index,
+        }
         process = ctx.Process(target=shard_main, args=(cfg, control, results), daemon=True)
         process.start()
         shards.append((process, control))
@@ -304,16 +335,25 @@ def run_clients(n: int, args: argparse.Namespace, server: ServerProcess, recordi
     latencies = np.concatenate([d["latencies"] for d in done]) * 1000.0
     frames = sum(d["frames"] for d in done)
     return {
-        "n": n, "connect_s": max(c["seconds"] for c in connected), "wall_s": time.monotonic() - start,
-        "connect_failures": sum(d["connect_failures"] for d in done), "frames": frames,
-        "expected": sum(d["expected"] for d in done), "received": sum(d["received"] for d in done),
-        "errors": sum(d["errors"] + d["unmatched"] for d in done), "bad_closes": sum(d["bad_closes"] for d in done),
-        "p50": pct(latencies, 50), "p99": pct(latencies, 99), "max": pct(latencies, 100),
+        "n": n,
+        "connect_s": max(c["seconds"] for c in connected),
+        "wall_s": time.monotonic() - start,
+        "connect_failures": sum(d["connect_failures"] for d in done),
+        "frames": frames,
+        "expected": sum(d["expected"] for d in done),
+        "received": sum(d["received"] for d in done),
+        "errors": sum(d["errors"] + d["unmatched"] for d in done),
+        "bad_closes": sum(d["bad_closes"] for d in done),
+        "p50": pct(latencies, 50),
+        "p99": pct(latencies, 99),
+        "max": pct(latencies, 100),
         "server_p50": pct(np.concatenate([d["server_ms"] for d in done]), 50),
         "server_p99": pct(np.concatenate([d["server_ms"] for d in done]), 99),
         "lag_p99": pct(np.concatenate([d["lags"] for d in done]) * 1000.0, 99),
-        "server_cores": server_cpu_s / args.step_seconds, "server_us_per_frame": server_cpu_s * 1e6 / max(1, frames),
-        "client_cores": sum(d["cpu_s"] for d in done) / args.step_seconds, "load": load,
+        "server_cores": server_cpu_s / args.step_seconds,
+        "server_us_per_frame": server_cpu_s * 1e6 / max(1, frames),
+        "client_cores": sum(d["cpu_s"] for d in done) / args.step_seconds,
+        "load": load,
     }
 
 
@@ -336,8 +376,14 @@ def run_step(n: int, args: argparse.Namespace, server: ServerProcess, engine: An
     step["batch_windows"] = delta("batch_request_size_sum") / batches if batches else float("nan")
     step["featurize_ms"] = delta("request_preprocess_seconds_sum") * 1000.0 / batches if batches else float("nan")
     step["lost"] = (step["made"] if step["made"] is not None else step["received"]) - step["rows"]
-    step["holds"] = (step["p99"] < args.p99_ms and step["received"] == step["expected"] and step["lost"] == 0
-                     and not step["dropped"] and step["connect_failures"] == 0 and step["expected"] > 0)
+    step["holds"] = (
+        step["p99"] < args.p99_ms
+        and step["received"] == step["expected"]
+        and step["lost"] == 0
+        and not step["dropped"]
+        and step["connect_failures"] == 0
+        and step["expected"] > 0
+    )
     return step
 
 
@@ -347,50 +393,110 @@ def number(value: float, digits: int) -> str:
 
 def print_step(step: dict[str, Any]) -> None:
     made = "" if step.get("made") is None else f", server made {step['made']:.0f}"
-    batching = (f", {step['batch_windows']:.1f} windows/batch at {step['featurize_ms']:.2f} ms featurizing"
-                if step.get("batch_windows") == step.get("batch_windows") and "batch_windows" in step else "")
+    batching = (
+        f", {step['batch_windows']:.1f} windows/batch at {step['featurize_ms']:.2f} ms featurizing"
+        if step.get("batch_windows") == step.get("batch_windows") and "batch_windows" in step
+        else ""
+    )
     verdict = f" -> {'holds' if step['holds'] else 'does NOT hold'}" if "holds" in step else ""
-    print(f"  N={step['n']:5d}: p99 {step['p99']:7.1f} ms (server {step['server_p99']:6.1f} ms), "
-          f"{step['received']}/{step['expected']} predictions, {step.get('rows', '-')} rows{made}, "
-          f"server {step['server_cores']:.2f} cores ({step['server_us_per_frame']:.0f} us/frame), "
-          f"clients {step['client_cores']:.2f} cores, load {step['load']:.1f}{batching}{verdict}", flush=True)
+    print(
+        f"  N={step['n']:5d}: p99 {step['p99']:7.1f} ms (server {step['server_p99']:6.1f} ms), "
+        f"{step['received']}/{step['expected']} predictions, {step.get('rows', '-')} rows{made}, "
+        f"server {step['server_cores']:.2f} cores ({step['server_us_per_frame']:.0f} us/frame), "
+        f"clients {step['client_cores']:.2f} cores, load {step['load']:.1f}{batching}{verdict}",
+        flush=True,
+    )
 
 
-def report(steps: list[dict[str, Any]], peers: list[dict[str, Any]], args: argparse.Namespace, notes: list[str]) -> None:
+def report(
+    steps: list[dict[str, Any]], peers: list[dict[str, Any]], args: argparse.Namespace, notes: list[str]
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(width=230)
-    table = Table(title=f"/v1/stream ramp: devices at 50 Hz, {'binary' if args.binary else 'JSON'} frames of 10 samples, "
-                        f"{args.step_seconds:g} s per step, posture serve --workers {args.workers}")
-    columns = ["devices", "frames/s", "recv/ expected", "p50 ms", "p99 ms", "max ms", "server p50 ms",
-               "server p99 ms", "send lag p99 ms", "rows", "server made", "rows lost", "server cores",
-               "server us/ frame", "client cores", "windows/ batch", "featur. ms/ batch", "load 1m", "holds"]
+    table = Table(
+        title=f"/v1/stream ramp: devices at 50 Hz, {'binary' if args.binary else 'JSON'} frames of 10 samples, "
+        f"{args.step_seconds:g} s per step, posture serve --workers {args.workers}"
+    )
+    columns = [
+        "devices",
+        "frames/s",
+        "recv/ expected",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "server p50 ms",
+        "server p99 ms",
+        "send lag p99 ms",
+        "rows",
+        "server made",
+        "rows lost",
+        "server cores",
+        "server us/ frame",
+        "client cores",
+        "windows/ batch",
+        "featur. ms/ batch",
+        "load 1m",
+        "holds",
+    ]
     for column in columns:
         table.add_column(column, justify="right")
     for s in steps:
         table.add_row(
-            str(s["n"]), f"{s['frames'] / args.step_seconds:.0f}", f"{s['received']}/{s['expected']}", f"{s['p50']:.1f}",
-            f"{s['p99']:.1f}", f"{s['max']:.0f}", f"{s['server_p50']:.1f}", f"{s['server_p99']:.1f}",
-            f"{s['lag_p99']:.1f}", str(s["rows"]), "n/a" if s["made"] is None else f"{s['made']:.0f}",
-            str(int(s["lost"])), f"{s['server_cores']:.2f}", f"{s['server_us_per_frame']:.0f}",
-            f"{s['client_cores']:.2f}", number(s["batch_windows"], 1), number(s["featurize_ms"], 2), f"{s['load']:.1f}",
+            str(s["n"]),
+            f"{s['frames'] / args.step_seconds:.0f}",
+            f"{s['received']}/{s['expected']}",
+            f"{s['p50']:.1f}",
+            f"{s['p99']:.1f}",
+            f"{s['max']:.0f}",
+            f"{s['server_p50']:.1f}",
+            f"{s['server_p99']:.1f}",
+            f"{s['lag_p99']:.1f}",
+            str(s["rows"]),
+            "n/a" if s["made"] is None else f"{s['made']:.0f}",
+            str(int(s["lost"])),
+            f"{s['server_cores']:.2f}",
+            f"{s['server_us_per_frame']:.0f}",
+            f"{s['client_cores']:.2f}",
+            number(s["batch_windows"], 1),
+            number(s["featurize_ms"], 2),
+            f"{s['load']:.1f}",
             "[green]yes[/]" if s["holds"] else "[red]no[/]",
         )
     console.print(table)
     if peers:
-        floor = Table(title="peer, same clients: bare uvicorn + Starlette WebSocket (json.loads each frame, a "
-                            "prediction-shaped reply per window; no features, model, store or metrics)")
-        for column in ("devices", "recv/ expected", "p50 ms", "p99 ms", "send lag p99 ms", "server cores",
-                       "server us/frame", "client cores", "load 1m", "posture us/frame / bare"):
+        floor = Table(
+            title="peer, same clients: bare uvicorn + Starlette WebSocket (json.loads each frame, a "
+            "prediction-shaped reply per window; no features, model, store or metrics)"
+        )
+        for column in (
+            "devices",
+            "recv/ expected",
+            "p50 ms",
+            "p99 ms",
+            "send lag p99 ms",
+            "server cores",
+            "server us/frame",
+            "client cores",
+            "load 1m",
+            "posture us/frame / bare",
+        ):
             floor.add_column(column, justify="right")
         for p in peers:
             mine = min(steps, key=lambda s: abs(s["n"] - p["n"]))
-            floor.add_row(str(p["n"]), f"{p['received']}/{p['expected']}", f"{p['p50']:.1f}", f"{p['p99']:.1f}",
-                          f"{p['lag_p99']:.1f}",
-                          f"{p['server_cores']:.2f}", f"{p['server_us_per_frame']:.0f}", f"{p['client_cores']:.2f}",
-                          f"{p['load']:.1f}",
-                          f"{mine['server_us_per_frame'] / p['server_us_per_frame']:.1f}x (posture at N={mine['n']})")
+            floor.add_row(
+                str(p["n"]),
+                f"{p['received']}/{p['expected']}",
+                f"{p['p50']:.1f}",
+                f"{p['p99']:.1f}",
+                f"{p['lag_p99']:.1f}",
+                f"{p['server_cores']:.2f}",
+                f"{p['server_us_per_frame']:.0f}",
+                f"{p['client_cores']:.2f}",
+                f"{p['load']:.1f}",
+                f"{mine['server_us_per_frame'] / p['server_us_per_frame']:.1f}x (posture at N={mine['n']})",
+            )
         console.print(floor)
     for note in notes:
         console.print(note, highlight=False)
@@ -400,8 +506,10 @@ def budget_note(steps: list[dict[str, Any]], peers: list[dict[str, Any]]) -> str
     """What 2,000 devices would cost in server CPU at the per-frame costs measured."""
     frames_per_s = 2000 * RATE_HZ / FRAME_ROWS
     last = steps[-1]
-    text = (f"CPU for 2,000 devices ({frames_per_s:,.0f} frames/s) at the costs measured: posture "
-            f"{last['server_us_per_frame'] * frames_per_s / 1e6:.1f} cores (at its N={last['n']} cost per frame)")
+    text = (
+        f"CPU for 2,000 devices ({frames_per_s:,.0f} frames/s) at the costs measured: posture "
+        f"{last['server_us_per_frame'] * frames_per_s / 1e6:.1f} cores (at its N={last['n']} cost per frame)"
+    )
     if peers:
         floor = min(p["server_us_per_frame"] for p in peers)
         text += f", the bare framework {floor * frames_per_s / 1e6:.1f} cores"
@@ -438,11 +546,19 @@ def bare_app_factory() -> Any:
                 samples += len(message.get("bytes") or b"") // 24
             if samples >= WINDOW and (samples - WINDOW) % HOP == 0:
                 start = (samples - WINDOW) / RATE_HZ
-                await ws.send_text(json.dumps({
-                    "type": "prediction", "window_start": start, "window_end": start + WINDOW / RATE_HZ,
-                    "label": "walking", "probabilities": probabilities, "smoothed_probabilities": probabilities,
-                    "latency_ms": 0.0,
-                }))
+                await ws.send_text(
+                    json.dumps(
+                        {
+                            "type": "prediction",
+                            "window_start": start,
+                            "window_end": start + WINDOW / RATE_HZ,
+                            "label": "walking",
+                            "probabilities": probabilities,
+                            "smoothed_probabilities": probabilities,
+                            "latency_ms": 0.0,
+                        }
+                    )
+                )
 
     async def healthz(request: Any) -> PlainTextResponse:
         return PlainTextResponse("ok")
@@ -452,9 +568,22 @@ def bare_app_factory() -> Any:
 
 def bare_server(home: Path, log_dir: Path) -> ServerProcess:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "ws_load:bare_app_factory", "--factory", "--app-dir",
-               str(Path(__file__).resolve().parent), "--port", str(port), "--ws", "websockets-sansio",
-               "--no-access-log", "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "ws_load:bare_app_factory",
+        "--factory",
+        "--app-dir",
+        str(Path(__file__).resolve().parent),
+        "--port",
+        str(port),
+        "--ws",
+        "websockets-sansio",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     return ServerProcess("bare uvicorn", command, bench_env(home), port, "/healthz", log_dir / "bare.log")
 
 
@@ -468,9 +597,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--binary", action="store_true", help="Binary float32 frames instead of JSON.")
     parser.add_argument("--deflate", action="store_true", help="Negotiate permessage-deflate (browsers do).")
     parser.add_argument("--keep-going", action="store_true", help="Run every step even after one does not hold.")
-    parser.add_argument("--peer-devices", default="auto",
-                        help="Device counts for the bare uvicorn + Starlette peer, comma separated ('' to skip); "
-                             "auto: the last step's count and 2000.")
+    parser.add_argument(
+        "--peer-devices",
+        default="auto",
+        help="Device counts for the bare uvicorn + Starlette peer, comma separated ('' to skip); "
+        "auto: the last step's count and 2000.",
+    )
     parser.add_argument("--database-url", help="Prediction store (default: SQLite in a throwaway data dir).")
     parser.add_argument("--home", type=Path, help="Reuse (or create and keep) this home instead of a temporary one.")
     return parser.parse_args()
@@ -508,8 +640,11 @@ def main() -> None:
         from serving.store.db import make_engine
 
         engine = make_engine(args.database_url or f"sqlite:///{tmp / 'serve' / 'predictions.db'}")
-        print(f"posture serve --workers {args.workers} (pid {server.process.pid}) ready in {server.ready_after_s:.0f} s; "
-              f"ramp {args.steps} devices, {args.step_seconds:g} s each, {args.shards} client processes", flush=True)
+        print(
+            f"posture serve --workers {args.workers} (pid {server.process.pid}) ready in {server.ready_after_s:.0f} s; "
+            f"ramp {args.steps} devices, {args.step_seconds:g} s each, {args.shards} client processes",
+            flush=True,
+        )
         rows_at_start = count_rows(engine)
         steps = ramp(args, server, engine, recordings)
         status = server.stop()  # SIGTERM: sessions are closed, the store flushes
@@ -527,8 +662,9 @@ def main() -> None:
             peers.append(peer)
             bare.stop()
         held = [s["n"] for s in steps if s["holds"]]
-        held_server = [s["n"] for s in steps if s["server_p99"] < args.p99_ms and s["received"] == s["expected"]
-                       and s["lost"] == 0]
+        held_server = [
+            s["n"] for s in steps if s["server_p99"] < args.p99_ms and s["received"] == s["expected"] and s["lost"] == 0
+        ]
         notes = [
             f"largest N held (client p99 < {args.p99_ms:g} ms, every prediction, no row lost): "
             f"{max(held) if held else 'none'}; by the server's own latency_ms: "

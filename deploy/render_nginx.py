@@ -67,10 +67,14 @@ class EdgeConfig:
             raise ValueError("at least one upstream instance is needed")
         return {
             "POSTURE_UPSTREAM_SERVERS": upstream_servers(self.upstreams),
-            "POSTURE_HTTP_LISTEN": self.http_listen, "POSTURE_HTTPS_LISTEN": self.https_listen,
-            "POSTURE_SERVER_NAME": self.server_name, "POSTURE_PUBLIC_HOST": self.public_host,
-            "POSTURE_TLS_CERT": str(self.cert), "POSTURE_TLS_KEY": str(self.key),
-            "POSTURE_STATIC_ROOT": str(self.static_root), "POSTURE_ACCESS_LOG": self.access_log,
+            "POSTURE_HTTP_LISTEN": self.http_listen,
+            "POSTURE_HTTPS_LISTEN": self.https_listen,
+            "POSTURE_SERVER_NAME": self.server_name,
+            "POSTURE_PUBLIC_HOST": self.public_host,
+            "POSTURE_TLS_CERT": str(self.cert),
+            "POSTURE_TLS_KEY": str(self.key),
+            "POSTURE_STATIC_ROOT": str(self.static_root),
+            "POSTURE_ACCESS_LOG": self.access_log,
         }
 
 
@@ -105,9 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--access-log", default=EdgeConfig.access_log)
     args = parser.parse_args(argv)
     config = EdgeConfig(
-        upstreams=args.upstream, cert=args.cert, key=args.key, server_name=args.server_name,
-        public_host=args.public_host or args.server_name, http_listen=args.http_listen,
-        https_listen=args.https_listen, static_root=args.static_root, access_log=args.access_log,
+        upstreams=args.upstream,
+        cert=args.cert,
+        key=args.key,
+        server_name=args.server_name,
+        public_host=args.public_host or args.server_name,
+        http_listen=args.http_listen,
+        https_listen=args.https_listen,
+        static_root=args.static_root,
+        access_log=args.access_log,
     )
     sys.stdout.write(render(config.variables()))
     return 0

@@ -23,7 +23,12 @@ import numpy as np
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS
 from features.kernel import KernelLayout, fill_features
 from features.spectral import (
-    autocorr_lag_range, band_of_bin, bands_for_rate, bin_frequencies, power_spectrum, spectral_feature_names,
+    autocorr_lag_range,
+    band_of_bin,
+    bands_for_rate,
+    bin_frequencies,
+    power_spectrum,
+    spectral_feature_names,
 )
 
 FEATURE_SET_VERSION = "imu-stats-1"

@@ -49,8 +49,13 @@ class KernelLayout(NamedTuple):
 
 @njit(cache=True, nogil=True)
 def fill_features(
-    x: np.ndarray, ordered: np.ndarray, mean: np.ndarray, d: np.ndarray, power: np.ndarray,
-    layout: KernelLayout, out: np.ndarray,
+    x: np.ndarray,
+    ordered: np.ndarray,
+    mean: np.ndarray,
+    d: np.ndarray,
+    power: np.ndarray,
+    layout: KernelLayout,
+    out: np.ndarray,
 ) -> None:
     """Write the feature rows of a block into ``out`` (n, n_features).
 
@@ -78,7 +83,13 @@ def fill_features(
 
 @njit(cache=True, nogil=True)
 def _moments_and_shape(
-    x: np.ndarray, ordered: np.ndarray, mean: float, d: np.ndarray, layout: KernelLayout, row: np.ndarray, offset: int,
+    x: np.ndarray,
+    ordered: np.ndarray,
+    mean: float,
+    d: np.ndarray,
+    layout: KernelLayout,
+    row: np.ndarray,
+    offset: int,
 ) -> float:
     """Time-domain statistics, skew, kurtosis, mean-crossing rate and jerk of one signal; returns its std.
 
@@ -160,7 +171,12 @@ def _autocorrelation(d: np.ndarray, first: int, n_lags: int) -> tuple[float, np.
 
 @njit(cache=True, nogil=True)
 def _spectrum(
-    power: np.ndarray, energy: float, lags: np.ndarray, flat: bool, layout: KernelLayout, row: np.ndarray,
+    power: np.ndarray,
+    energy: float,
+    lags: np.ndarray,
+    flat: bool,
+    layout: KernelLayout,
+    row: np.ndarray,
     offset: int,
 ) -> None:
     """dom_freq, spec_entropy, band shares, ac_peak, ac_lag of one signal (see features.spectral).

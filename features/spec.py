@@ -52,8 +52,12 @@ class WindowSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rate_hz": self.rate_hz, "window_s": self.window_s, "hop_s": self.hop_s, "channels": list(self.channels),
-            "feature_set_version": self.feature_set_version, "classes": list(self.classes),
+            "rate_hz": self.rate_hz,
+            "window_s": self.window_s,
+            "hop_s": self.hop_s,
+            "channels": list(self.channels),
+            "feature_set_version": self.feature_set_version,
+            "classes": list(self.classes),
             "transitions": [list(row) for row in self.transitions],
         }
 

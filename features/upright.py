@@ -71,7 +71,9 @@ class UprightTracker:
 
     def state(self) -> dict[str, object]:
         return {
-            "direction": self.direction.tolist(), "moving_windows": self.moving_windows, "moving_run": self.moving_run,
+            "direction": self.direction.tolist(),
+            "moving_windows": self.moving_windows,
+            "moving_run": self.moving_run,
         }
 
     @classmethod

@@ -26,8 +26,14 @@ class Champion:
     recordings: frozenset[str] | None  # recordings it was trained on; None when unknown
 
     def recipe(self) -> dict[str, Any]:
-        return {"version": self.version, "window_s": self.spec.window_s, "hop_s": self.spec.hop_s,
-                "channels": ",".join(self.spec.channels), "trees": self.trees, "random_state": self.random_state}
+        return {
+            "version": self.version,
+            "window_s": self.spec.window_s,
+            "hop_s": self.spec.hop_s,
+            "channels": ",".join(self.spec.channels),
+            "trees": self.trees,
+            "random_state": self.random_state,
+        }
 
 
 def _trained_on(run_id: str) -> frozenset[str] | None:

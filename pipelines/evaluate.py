@@ -61,7 +61,11 @@ class Evaluation:
 
 
 def score(
-    y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], scheme: str, groups: np.ndarray | None = None,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: list[str],
+    scheme: str,
+    groups: np.ndarray | None = None,
     smoothed_pred: np.ndarray | None = None,
 ) -> Evaluation:
     """Metrics of predicted labels; per subject when ``groups`` is given, smoothed when ``smoothed_pred`` is."""
@@ -139,7 +143,11 @@ class CvScheme:
 
 
 def out_of_fold_probabilities(
-    make_model: Callable[[], Any], features: np.ndarray, labels: np.ndarray, folds: Folds, classes: Sequence[str],
+    make_model: Callable[[], Any],
+    features: np.ndarray,
+    labels: np.ndarray,
+    folds: Folds,
+    classes: Sequence[str],
     copies: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
     """(n_windows, n_classes) probabilities, each window's from a model that never saw its fold.
@@ -176,7 +184,11 @@ def transitions_for(
 
 
 def smoothed_predictions(
-    probabilities: np.ndarray, labels: np.ndarray, recordings: np.ndarray, starts_s: np.ndarray, folds: Folds,
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    recordings: np.ndarray,
+    starts_s: np.ndarray,
+    folds: Folds,
     classes: Sequence[str],
 ) -> np.ndarray:
     """Out-of-fold labels after the forward filter, run over each held-out recording in time order.

@@ -124,14 +124,16 @@ def grow_dataset(dataset_dir: Path, new: list[Recording], incoming: IncomingFile
     fresh = build_manifest(frame, new, rate_hz)
     files = {incoming.units[rel]: f"{incoming.batch}/{rel}" for rel in incoming.new}
     manifest = {
-        **{"name": dataset_dir.name, "synthetic": False}, **old, **fresh,
+        **{"name": dataset_dir.name, "synthetic": False},
+        **old,
+        **fresh,
         "created": old.get("created", fresh["created"]),
         "updated": fresh["created"],
         "sources": sorted(set(old.get("sources", [])) | set(fresh["sources"])),
         "rejected_rows": old.get("rejected_rows", []) + fresh["rejected_rows"],
         "ingested_files": {**old.get("ingested_files", {}), **files},
-        "batches": old.get("batches", []) + [{"batch": incoming.batch, "files": sorted(incoming.new),
-                                              "recordings": sorted(r.name for r in new)}],
+        "batches": old.get("batches", [])
+        + [{"batch": incoming.batch, "files": sorted(incoming.new), "recordings": sorted(r.name for r in new)}],
     }
     write_dataset(dataset_dir, frame, manifest)
     return manifest

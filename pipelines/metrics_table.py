@@ -34,9 +34,11 @@ def _missing_sqlite_file(database_url: str) -> bool:
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
-    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not Path(
-        url.database
-    ).expanduser().is_file()
+    return (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).expanduser().is_file()
+    )
 
 
 def record_model_metrics(
@@ -60,12 +62,20 @@ def record_model_metrics(
         try:
             table = Table(TABLE, MetaData(), autoload_with=engine)
         except NoSuchTableError:
-            log.info("no %s table in %s (the store's migrations create it); skipped %d rows", TABLE, where, len(metrics))
+            log.info(
+                "no %s table in %s (the store's migrations create it); skipped %d rows", TABLE, where, len(metrics)
+            )
             return 0
         now = datetime.now(timezone.utc)
         rows = [
-            {"model_name": model_name, "model_version": str(version), "metric": name, "value": float(value),
-             "dataset": dataset, "recorded_at": now}
+            {
+                "model_name": model_name,
+                "model_version": str(version),
+                "metric": name,
+                "value": float(value),
+                "dataset": dataset,
+                "recorded_at": now,
+            }
             for name, value in sorted(metrics.items())
         ]
         with engine.begin() as conn:

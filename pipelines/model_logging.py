@@ -77,8 +77,13 @@ def model_files(folder: Path, spec: WindowSpec, forest: Any, n_features: int) ->
 
 
 def log_model_with_evaluation(
-    folder: Path, spec: WindowSpec, forest: Any, features: np.ndarray, windowed: WindowedDataset | FeatureTable,
-    oof_predictions: np.ndarray, cv: Evaluation,
+    folder: Path,
+    spec: WindowSpec,
+    forest: Any,
+    features: np.ndarray,
+    windowed: WindowedDataset | FeatureTable,
+    oof_predictions: np.ndarray,
+    cv: Evaluation,
 ) -> Any:
     """In the active MLflow run: what every trained forest carries, then the forest itself.
 
@@ -145,9 +150,15 @@ def log_training_run(
     metrics = cv.metrics("cv") | (test.metrics("test") if test else {})
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(
-            {**request.model_dump(exclude={"tracking_uri", "artifacts_dir"}), "n_windows": len(windowed.labels),
-             "n_features": features.shape[1], "channels": ",".join(spec.channels), "rate_hz": spec.rate_hz,
-             "feature_set_version": spec.feature_set_version, "cv_scheme": cv.scheme}
+            {
+                **request.model_dump(exclude={"tracking_uri", "artifacts_dir"}),
+                "n_windows": len(windowed.labels),
+                "n_features": features.shape[1],
+                "channels": ",".join(spec.channels),
+                "rate_hz": spec.rate_hz,
+                "feature_set_version": spec.feature_set_version,
+                "cv_scheme": cv.scheme,
+            }
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(manifest, "dataset/manifest.json")
@@ -155,12 +166,14 @@ def log_training_run(
             mlflow.log_dict(test.to_dict(), "evaluation/test.json")
         info = log_model_with_evaluation(Path(tmp), spec, forest, features, windowed, oof_predictions, cv)
         ensure_registered(client, request.model_name)
-        version = str(client.create_model_version(
-            request.model_name,
-            info.model_uri,
-            run_id=run.info.run_id,
-            tags={k: str(v) for k, v in metrics.items()},
-        ).version)
+        version = str(
+            client.create_model_version(
+                request.model_name,
+                info.model_uri,
+                run_id=run.info.run_id,
+                tags={k: str(v) for k, v in metrics.items()},
+            ).version
+        )
         alias, previous = promote(client, request.model_name, version, cv.macro_f1)
         mlflow.set_tags({"posture.version": version, "posture.alias": alias})
     remember_served_alias(settings)  # after the run's last write, or the look-up is void

@@ -47,8 +47,21 @@ def launch_prefect_api(extra_env: dict[str, str], new_session: bool = False) -> 
     point ``PREFECT_API_URL`` at it, and stop it when this process exits. Does not wait."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
         env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_FINAL": "1", **extra_env},
         stdin=subprocess.DEVNULL,
         start_new_session=new_session,

@@ -38,7 +38,9 @@ class WindowPredictions:
     def to_frame(self) -> "pd.DataFrame":
         import pandas as pd
 
-        frame = pd.DataFrame({"start": self.start, "end": self.end, "label": self.labels, "confidence": self.confidence})
+        frame = pd.DataFrame(
+            {"start": self.start, "end": self.end, "label": self.labels, "confidence": self.confidence}
+        )
         for index, label in enumerate(self.classes):
             frame[f"p_{label}"] = self.probabilities[:, index]
         return frame

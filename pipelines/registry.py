@@ -160,7 +160,10 @@ def load_model(uri: str, settings: Settings) -> LoadedModel:
     try:
         if cacheable:
             local = cache.model_copy(
-                name, version, found.source, lambda folder: Path(mlflow.artifacts.download_artifacts(pinned, dst_path=str(folder)))
+                name,
+                version,
+                found.source,
+                lambda folder: Path(mlflow.artifacts.download_artifacts(pinned, dst_path=str(folder))),
             )
         else:
             local = Path(mlflow.artifacts.download_artifacts(pinned))

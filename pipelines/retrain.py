@@ -54,9 +54,19 @@ log = logging.getLogger("posture.retrain")
 DEFAULT_MARGIN = 0.005
 # RetrainRequest field -> Settings field; None leaves the setting to POSTURE_* variables.
 _SETTINGS_FIELDS = {
-    "home": "home", "data_dir": "data_dir", "tracking_uri": "mlflow_tracking_uri", "artifacts_dir": "mlflow_artifacts_dir",
-    "database_url": "database_url", "experiment": "experiment", "model_name": "model_name", "dataset": "default_dataset",
-    "window_s": "window_s", "hop_s": "hop_s", "trees": "trees", "cv_folds": "cv_folds", "random_state": "random_state",
+    "home": "home",
+    "data_dir": "data_dir",
+    "tracking_uri": "mlflow_tracking_uri",
+    "artifacts_dir": "mlflow_artifacts_dir",
+    "database_url": "database_url",
+    "experiment": "experiment",
+    "model_name": "model_name",
+    "dataset": "default_dataset",
+    "window_s": "window_s",
+    "hop_s": "hop_s",
+    "trees": "trees",
+    "cv_folds": "cv_folds",
+    "random_state": "random_state",
 }
 
 
@@ -147,8 +157,12 @@ def add_new_data(
 
 @task(cache_policy=NO_CACHE)
 def grow_task(
-    new: list[Recording], incoming: IncomingFiles, dataset_dir: Path, rate_hz: float,
-    old: dict[str, Any] | None, champion: Champion | None,
+    new: list[Recording],
+    incoming: IncomingFiles,
+    dataset_dir: Path,
+    rate_hz: float,
+    old: dict[str, Any] | None,
+    champion: Champion | None,
 ) -> dict[str, Any]:
     classes = list(champion.spec.classes) if champion else (old["labels"] if old else None)
     check_new_recordings(new, old["channels"] if old else None, classes)
@@ -164,16 +178,28 @@ def check_label_set(manifest: dict[str, Any], champion: Champion | None) -> list
             "a changed label set is a new model: run `posture train` on it and promote it by hand.",
         )
     if len(labels) < 2:
-        raise DataError(f"Training needs at least two labels; the dataset has {labels}.", "add recordings of other labels.")
+        raise DataError(
+            f"Training needs at least two labels; the dataset has {labels}.", "add recordings of other labels."
+        )
     return labels
 
 
 def _spec(
-    manifest: dict[str, Any], window_s: float, hop_s: float, channels: tuple[str, ...], classes: list[str],
+    manifest: dict[str, Any],
+    window_s: float,
+    hop_s: float,
+    channels: tuple[str, ...],
+    classes: list[str],
     feature_set: str = DEFAULT_FEATURE_SET,
 ) -> WindowSpec:
-    return WindowSpec(rate_hz=float(manifest["rate_hz"]), window_s=window_s, hop_s=hop_s, channels=channels,
-                      feature_set_version=feature_set, classes=tuple(classes))
+    return WindowSpec(
+        rate_hz=float(manifest["rate_hz"]),
+        window_s=window_s,
+        hop_s=hop_s,
+        channels=channels,
+        feature_set_version=feature_set,
+        classes=tuple(classes),
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -186,8 +212,13 @@ def compare_task(
     report("compare", "challenger and champion on the same subject folds")
     assignment = assign_subject_folds(np.concatenate([t.groups for t in tables.values()]), settings.cv_folds)
     scheme = f"GroupKFold({len(set(assignment.values()))}) by subject, the same folds for both models"
-    ours = cross_validate(challenger, folds_for(challenger.groups, assignment),
-                          lambda: make_forest(settings.trees, settings.random_state), classes, scheme)
+    ours = cross_validate(
+        challenger,
+        folds_for(challenger.groups, assignment),
+        lambda: make_forest(settings.trees, settings.random_state),
+        classes,
+        scheme,
+    )
     if champion is None:
         return ours, None, "no champion"
     theirs_table = tables["champion"]
@@ -197,7 +228,9 @@ def compare_task(
     if not mask.any():
         mask, basis = None, "champion recipe refit on all data (its training data is unknown)"
     folds = folds_for(theirs_table.groups, assignment, mask)
-    theirs = cross_validate(theirs_table, folds, lambda: make_forest(champion.trees, champion.random_state), classes, scheme)
+    theirs = cross_validate(
+        theirs_table, folds, lambda: make_forest(champion.trees, champion.random_state), classes, scheme
+    )
     return ours, theirs[0], basis
 
 
@@ -209,8 +242,12 @@ def fit_task(table: FeatureTable, trees: int, random_state: int) -> Any:
 
 @task(cache_policy=NO_CACHE)
 def publish_task(
-    settings: Settings, challenger: Challenger, champion: Champion | None, champion_cv: Evaluation | None,
-    decision: Decision, context: dict[str, Any],
+    settings: Settings,
+    challenger: Challenger,
+    champion: Champion | None,
+    champion_cv: Evaluation | None,
+    decision: Decision,
+    context: dict[str, Any],
 ) -> dict[str, Any]:
     """Record the decision (MLflow, model_metrics), and only then move the alias."""
     from pipelines.metrics_table import record_model_metrics
@@ -219,11 +256,13 @@ def publish_task(
 
     report("register", decision.outcome)
     logged = log_retrain_run(settings, challenger, champion, champion_cv, decision, context)
-    rows = record_model_metrics(settings.database_url, settings.model_name, logged["version"],
-                                challenger.cv.metrics("cv"), context["dataset"])
+    rows = record_model_metrics(
+        settings.database_url, settings.model_name, logged["version"], challenger.cv.metrics("cv"), context["dataset"]
+    )
     if champion and champion_cv:
-        rows += record_model_metrics(settings.database_url, settings.model_name, champion.version,
-                                     champion_cv.metrics("cv"), context["dataset"])
+        rows += record_model_metrics(
+            settings.database_url, settings.model_name, champion.version, champion_cv.metrics("cv"), context["dataset"]
+        )
     connect(settings).set_registered_model_alias(settings.model_name, decision.alias, logged["version"])
     remember_served_alias(settings)
     return {**logged, "model_metrics_rows": rows}
@@ -253,8 +292,14 @@ def _recipes(
     channels = choose_channels(list(manifest["channels"]), request.channels)
     specs = {"challenger": _spec(manifest, settings.window_s, settings.hop_s, channels, classes)}
     if champion:
-        specs["champion"] = _spec(manifest, champion.spec.window_s, champion.spec.hop_s, champion.spec.channels, classes,
-                                  champion.spec.feature_set_version or IMU_STATS_1)
+        specs["champion"] = _spec(
+            manifest,
+            champion.spec.window_s,
+            champion.spec.hop_s,
+            champion.spec.channels,
+            classes,
+            champion.spec.feature_set_version or IMU_STATS_1,
+        )
     return specs
 
 
@@ -289,8 +334,14 @@ def retrain_flow(request: RetrainRequest = RetrainRequest()) -> dict[str, Any]:
 
 
 def _decide_and_publish(
-    request: RetrainRequest, settings: Settings, runner: Any, dataset_dir: Path, manifest: dict[str, Any],
-    champion: Champion | None, incoming: IncomingFiles, processed_dir: Path,
+    request: RetrainRequest,
+    settings: Settings,
+    runner: Any,
+    dataset_dir: Path,
+    manifest: dict[str, Any],
+    champion: Champion | None,
+    incoming: IncomingFiles,
+    processed_dir: Path,
 ) -> dict[str, Any]:
     classes = check_label_set(manifest, champion)
     specs = _recipes(request, settings, manifest, champion, classes)
@@ -302,23 +353,40 @@ def _decide_and_publish(
     transitions = transitions_for(table.labels, table.recordings, table.starts_s, classes)
     spec = replace(specs["challenger"], transitions=tuple(map(tuple, transitions.tolist())))
     challenger = Challenger(spec, settings.trees, settings.random_state, forest, table, cv, oof)
-    context = {"dataset": settings.default_dataset, "batch": incoming.batch, "margin": request.margin,
-               "comparison": basis, "manifest": manifest, "new_files": incoming.new}
+    context = {
+        "dataset": settings.default_dataset,
+        "batch": incoming.batch,
+        "margin": request.margin,
+        "comparison": basis,
+        "manifest": manifest,
+        "new_files": incoming.new,
+    }
     published = publish_task(settings, challenger, champion, champion_cv, decision, context)
     moved = file_away_task(incoming, processed_dir, manifest)
     return _summary(settings, decision, challenger, champion, champion_cv, context) | published | {"moved": moved}
 
 
 def _summary(
-    settings: Settings, decision: Decision, challenger: Challenger, champion: Champion | None,
-    champion_cv: Evaluation | None, context: dict[str, Any],
+    settings: Settings,
+    decision: Decision,
+    challenger: Challenger,
+    champion: Champion | None,
+    champion_cv: Evaluation | None,
+    context: dict[str, Any],
 ) -> dict[str, Any]:
     return {
-        "status": decision.outcome, "reason": decision.reason, "alias": decision.alias, "margin": context["margin"],
-        "delta_macro_f1": decision.delta, "model_name": settings.model_name, "dataset": context["dataset"],
+        "status": decision.outcome,
+        "reason": decision.reason,
+        "alias": decision.alias,
+        "margin": context["margin"],
+        "delta_macro_f1": decision.delta,
+        "model_name": settings.model_name,
+        "dataset": context["dataset"],
         "previous_champion_version": champion.version if champion else None,
-        "n_windows": int(len(challenger.table.labels)), "n_subjects": int(len(np.unique(challenger.table.groups))),
-        "comparison": context["comparison"], "new_files": context["new_files"],
+        "n_windows": int(len(challenger.table.labels)),
+        "n_subjects": int(len(np.unique(challenger.table.groups))),
+        "comparison": context["comparison"],
+        "new_files": context["new_files"],
         "challenger": {**challenger.cv.to_dict(), "recipe": challenger.recipe()},
         "champion": {**champion_cv.to_dict(), "recipe": champion.recipe()} if champion and champion_cv else None,
         "tracking_uri": settings.mlflow_tracking_uri,

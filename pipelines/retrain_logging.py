@@ -33,17 +33,27 @@ class Challenger:
     oof: np.ndarray
 
     def recipe(self) -> dict[str, Any]:
-        return {"window_s": self.spec.window_s, "hop_s": self.spec.hop_s, "channels": ",".join(self.spec.channels),
-                "trees": self.trees, "random_state": self.random_state}
+        return {
+            "window_s": self.spec.window_s,
+            "hop_s": self.spec.hop_s,
+            "channels": ",".join(self.spec.channels),
+            "trees": self.trees,
+            "random_state": self.random_state,
+        }
 
 
 def decision_params(challenger: Challenger, champion: Champion | None, margin: float, basis: str) -> dict[str, Any]:
     spec = challenger.spec
     params: dict[str, Any] = {
-        **challenger.recipe(), "rate_hz": spec.rate_hz, "feature_set_version": spec.feature_set_version,
-        "n_windows": len(challenger.table.labels), "n_features": challenger.table.features.shape[1],
-        "n_subjects": len(np.unique(challenger.table.groups)), "cv_scheme": challenger.cv.scheme,
-        "margin": margin, "comparison": basis,
+        **challenger.recipe(),
+        "rate_hz": spec.rate_hz,
+        "feature_set_version": spec.feature_set_version,
+        "n_windows": len(challenger.table.labels),
+        "n_features": challenger.table.features.shape[1],
+        "n_subjects": len(np.unique(challenger.table.groups)),
+        "cv_scheme": challenger.cv.scheme,
+        "margin": margin,
+        "comparison": basis,
     }
     params.update({f"champion_{k}": v for k, v in (champion.recipe() if champion else {}).items()})
     return params
@@ -59,8 +69,12 @@ def decision_metrics(challenger: Challenger, champion_cv: Evaluation | None, dec
 
 
 def log_retrain_run(
-    settings: Settings, challenger: Challenger, champion: Champion | None, champion_cv: Evaluation | None,
-    decision: Decision, context: dict[str, Any],
+    settings: Settings,
+    challenger: Challenger,
+    champion: Champion | None,
+    champion_cv: Evaluation | None,
+    decision: Decision,
+    context: dict[str, Any],
 ) -> dict[str, str]:
     """Log the decision run and register the challenger as a new version (no alias yet)."""
     import mlflow
@@ -69,13 +83,19 @@ def log_retrain_run(
     experiment_id = ensure_experiment(client, settings)
     metrics = decision_metrics(challenger, champion_cv, decision)
     tags = {
-        "posture.kind": "retrain", "posture.decision": decision.outcome, "posture.reason": decision.reason,
-        "posture.alias": decision.alias, "posture.champion_version": champion.version if champion else "",
-        "posture.dataset": context["dataset"], "posture.batch": context["batch"],
+        "posture.kind": "retrain",
+        "posture.decision": decision.outcome,
+        "posture.reason": decision.reason,
+        "posture.alias": decision.alias,
+        "posture.champion_version": champion.version if champion else "",
+        "posture.dataset": context["dataset"],
+        "posture.batch": context["batch"],
     }
     table = challenger.table
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"retrain {context['batch']}", tags=tags) as run, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(experiment_id=experiment_id, run_name=f"retrain {context['batch']}", tags=tags) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.log_params(decision_params(challenger, champion, context["margin"], context["comparison"]))
         mlflow.log_metrics(metrics)
         mlflow.log_dict(context["manifest"], MANIFEST_ARTIFACT)
@@ -87,7 +107,9 @@ def log_retrain_run(
         )
         ensure_registered(client, settings.model_name)
         version = client.create_model_version(
-            settings.model_name, info.model_uri, run_id=run.info.run_id,
+            settings.model_name,
+            info.model_uri,
+            run_id=run.info.run_id,
             tags={**{k: str(v) for k, v in challenger.cv.metrics("cv").items()}, "posture.decision": decision.outcome},
         )
         mlflow.set_tag("posture.version", str(version.version))

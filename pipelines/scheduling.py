@@ -34,12 +34,15 @@ def make_schedule(cron: str | None, interval_s: float | None, tz: str) -> Any:
     if interval_s is not None:
         if interval_s <= 0:
             raise PostureError(f"--interval must be positive, got {interval_s}.", "pass seconds, e.g. 86400.")
-        return Interval(timedelta(seconds=interval_s), anchor_date=datetime.now(timezone.utc).replace(microsecond=0),
-                        timezone=tz)
+        return Interval(
+            timedelta(seconds=interval_s), anchor_date=datetime.now(timezone.utc).replace(microsecond=0), timezone=tz
+        )
     try:
         return Cron(cron or DEFAULT_CRON, timezone=tz)
     except ValueError as err:
-        raise PostureError(f"Invalid --cron {cron!r}: {err}".splitlines()[0], 'pass five fields, e.g. "0 3 * * *".') from err
+        raise PostureError(
+            f"Invalid --cron {cron!r}: {err}".splitlines()[0], 'pass five fields, e.g. "0 3 * * *".'
+        ) from err
 
 
 def next_runs(schedule: Any, count: int = 3) -> list[datetime]:
@@ -47,8 +50,9 @@ def next_runs(schedule: Any, count: int = 3) -> list[datetime]:
     from prefect.server.schemas import schedules
 
     if schedule.interval is not None:
-        server = schedules.IntervalSchedule(interval=schedule.interval, anchor_date=schedule.anchor_date,
-                                            timezone=schedule.timezone)
+        server = schedules.IntervalSchedule(
+            interval=schedule.interval, anchor_date=schedule.anchor_date, timezone=schedule.timezone
+        )
     else:
         server = schedules.CronSchedule(cron=schedule.cron, timezone=schedule.timezone, day_or=schedule.day_or)
     return list(asyncio.run(server.get_dates(n=count)))

@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     max_frame_bytes: int = 65536
     max_samples_per_frame: int = 1000
     max_upsampling: float = Field(
-        10.0, ge=1.0, description="Lowest input rate accepted: the model's rate / this. It also caps the "
+        10.0,
+        ge=1.0,
+        description="Lowest input rate accepted: the model's rate / this. It also caps the "
         "samples one frame, request or push makes on the model's grid: max_samples_per_frame x this.",
     )
     rate_limit_per_s: float = 200.0
@@ -81,7 +83,9 @@ class Settings(BaseSettings):
     session_ttl_s: float = Field(300.0, description="How long a stream session can be resumed after its last window.")
     rate_limit_key_per_s: float = Field(2000.0, description="Requests + frames a second per API key, all instances.")
     rate_limit_key_burst: int = 4000
-    api_key_cache_s: float = Field(5.0, description="Key checks are cached this long: revocation takes effect within it.")
+    api_key_cache_s: float = Field(
+        5.0, description="Key checks are cached this long: revocation takes effect within it."
+    )
     model_cache_ttl_s: float = Field(5.0, description="Registry alias look-ups shared through Redis for this long.")
     backup_key: str | None = Field(None, description="Passphrase of `posture db backup --encrypt`.")
     backup_dir: Path | None = Field(None, description="Where backups go; default <data_dir>/backups.")

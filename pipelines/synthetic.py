@@ -136,7 +136,12 @@ class _Motion:
 
     @classmethod
     def draw(
-        cls, posture: str, start: float, duration_s: float, p: SubjectProfile, rng: np.random.Generator,
+        cls,
+        posture: str,
+        start: float,
+        duration_s: float,
+        p: SubjectProfile,
+        rng: np.random.Generator,
         previous: _Motion | None = None,
     ) -> _Motion:
         base = np.zeros(8)

@@ -57,7 +57,10 @@ def make_forest(trees: int, random_state: int) -> Any:
     # min_samples_leaf 5: leave-one-subject-out on UCI HAPT, 0.940 with 1, 0.941 with 5 and with 20;
     # smaller trees also predict faster and export a smaller ONNX graph.
     return RandomForestClassifier(
-        n_estimators=trees, random_state=random_state, n_jobs=-1, class_weight="balanced_subsample",
+        n_estimators=trees,
+        random_state=random_state,
+        n_jobs=-1,
+        class_weight="balanced_subsample",
         min_samples_leaf=5,
     )
 
@@ -96,7 +99,10 @@ def augment_task(windowed: WindowedDataset, spec: WindowSpec, request: TrainRequ
 
 @task(cache_policy=NO_CACHE)
 def cross_validate_task(
-    features: np.ndarray, copies: list[np.ndarray], windowed: WindowedDataset, request: TrainRequest,
+    features: np.ndarray,
+    copies: list[np.ndarray],
+    windowed: WindowedDataset,
+    request: TrainRequest,
     classes: list[str],
 ) -> tuple[Evaluation, np.ndarray]:
     """Out-of-fold scores by subject, strict and after the forward filter."""
@@ -128,8 +134,14 @@ def evaluate_task(forest: Any, test_dataset_dir: str, spec: WindowSpec) -> Evalu
     columns = [classes.index(c) for c in forest.classes_]
     probabilities[:, columns] = forest.predict_proba(featurize(w.windows, spec, w.contexts))
     smoothed = filtered(probabilities, w.recordings, w.starts_s, ForwardFilter.for_spec(spec))
-    return score(w.labels, labels_of(probabilities, classes), classes, f"held-out dataset {Path(test_dataset_dir).name}",
-                 w.groups, labels_of(smoothed, classes))
+    return score(
+        w.labels,
+        labels_of(probabilities, classes),
+        classes,
+        f"held-out dataset {Path(test_dataset_dir).name}",
+        w.groups,
+        labels_of(smoothed, classes),
+    )
 
 
 @flow(name="train", log_prints=False)
@@ -137,14 +149,20 @@ def train_flow(request: TrainRequest) -> dict[str, Any]:
     """Train, evaluate by subject, log to MLflow, register, and promote only when better."""
     frame, manifest = load_task(request.dataset_dir)
     channels = choose_channels(list(manifest["channels"]), request.channels)
-    spec = WindowSpec(rate_hz=float(manifest["rate_hz"]), window_s=request.window_s, hop_s=request.hop_s, channels=channels)
+    spec = WindowSpec(
+        rate_hz=float(manifest["rate_hz"]), window_s=request.window_s, hop_s=request.hop_s, channels=channels
+    )
     windowed = window_task(frame, spec)
     classes = sorted(np.unique(windowed.labels).tolist())
     if len(classes) < 2:
         raise DataError(f"Training needs at least two labels; the dataset has {classes}.", "ingest more labels.")
     transitions = transitions_for(windowed.labels, windowed.recordings, windowed.starts_s, classes)
-    spec = replace(spec, feature_set_version=request.feature_set, classes=tuple(classes),
-                   transitions=tuple(map(tuple, transitions.tolist())))
+    spec = replace(
+        spec,
+        feature_set_version=request.feature_set,
+        classes=tuple(classes),
+        transitions=tuple(map(tuple, transitions.tolist())),
+    )
     features = featurize_task(windowed, spec)
     copies = augment_task(windowed, spec, request)
     cv, oof_predictions = cross_validate_task(features, copies, windowed, request, classes)

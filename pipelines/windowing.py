@@ -82,7 +82,8 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
         parts["starts"].append(timestamps[starts[keep]] - timestamps[0])
     if not parts["windows"]:
         raise DataError(
-            f"No recording is longer than one window ({spec.window_s} s).", "use a shorter --window or longer recordings."
+            f"No recording is longer than one window ({spec.window_s} s).",
+            "use a shorter --window or longer recordings.",
         )
     return WindowedDataset(
         windows=np.concatenate(parts["windows"]),

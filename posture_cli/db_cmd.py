@@ -79,7 +79,9 @@ def stats(
     try:
         summary = store_stats(engine, start, pseudonymize(device, settings.anon_key))
     except SQLAlchemyError as err:
-        raise StoreUnavailableError(f"Reading {redact(read_url)} failed: {error_reason(err)}.", "check it and try again.") from err
+        raise StoreUnavailableError(
+            f"Reading {redact(read_url)} failed: {error_reason(err)}.", "check it and try again."
+        ) from err
     finally:
         engine.dispose()
     summary = {"database": redact(read_url), "since": start, "device": device, **summary}

@@ -13,20 +13,45 @@ from posture_cli.stages import show_stages
 
 @user_errors
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders: CSV, Parquet, .ts, Sensor Logger or phyphox exports, UCI HAPT (folder or zip).")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name (default: 'sample' with --sample, else required).")] = None,
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Files or folders: CSV, Parquet, .ts, Sensor Logger or phyphox exports, UCI HAPT (folder or zip)."
+        ),
+    ] = None,
+    dataset: Annotated[
+        Optional[str],
+        typer.Option("--dataset", "-d", help="Dataset name (default: 'sample' with --sample, else required)."),
+    ] = None,
     sample: Annotated[bool, typer.Option("--sample", help="Build the built-in synthetic sample dataset.")] = False,
-    column_map: Annotated[Optional[list[str]], typer.Option("--map", help="Column mapping CANONICAL=SOURCE, e.g. --map ax=accX (repeatable).")] = None,
+    column_map: Annotated[
+        Optional[list[str]],
+        typer.Option("--map", help="Column mapping CANONICAL=SOURCE, e.g. --map ax=accX (repeatable)."),
+    ] = None,
     acc_units: Annotated[str, typer.Option("--acc-units", help="Accelerometer units: m/s2 or g.")] = "m/s2",
     gyro_units: Annotated[str, typer.Option("--gyro-units", help="Gyroscope units: rad/s or deg/s.")] = "rad/s",
-    time_units: Annotated[Optional[str], typer.Option("--time-units", help="Timestamp units: s, ms, us or ns (default: per format).")] = None,
+    time_units: Annotated[
+        Optional[str], typer.Option("--time-units", help="Timestamp units: s, ms, us or ns (default: per format).")
+    ] = None,
     label: Annotated[Optional[str], typer.Option("--label", help="Label for every row that has none.")] = None,
     subject: Annotated[Optional[str], typer.Option("--subject", help="Subject for every row that has none.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", help="Resample to this rate in Hz (default 50).")] = None,
-    ts_rate: Annotated[Optional[float], typer.Option("--ts-rate", help="Sampling rate of .ts files, which carry no timestamps.")] = None,
-    max_gap: Annotated[Optional[float], typer.Option("--max-gap", help="Gaps longer than this (s) split a recording.")] = None,
-    hapt_transitions: Annotated[Literal["keep", "drop"], typer.Option("--hapt-transitions", help="UCI HAPT postural transitions (stand_to_sit ...): drop (leave unlabelled) or keep as labels.")] = "drop",
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where datasets go (POSTURE_DATA_DIR).")] = None,
+    ts_rate: Annotated[
+        Optional[float], typer.Option("--ts-rate", help="Sampling rate of .ts files, which carry no timestamps.")
+    ] = None,
+    max_gap: Annotated[
+        Optional[float], typer.Option("--max-gap", help="Gaps longer than this (s) split a recording.")
+    ] = None,
+    hapt_transitions: Annotated[
+        Literal["keep", "drop"],
+        typer.Option(
+            "--hapt-transitions",
+            help="UCI HAPT postural transitions (stand_to_sit ...): drop (leave unlabelled) or keep as labels.",
+        ),
+    ] = "drop",
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Where datasets go (POSTURE_DATA_DIR).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Read recordings, validate and resample them, and write a Parquet dataset with a manifest."""

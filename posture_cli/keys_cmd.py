@@ -49,8 +49,16 @@ def list_(
 
     keys = list_keys(_store_url(database_url))
     if as_json:
-        print_json([{"name": k.name, "created_at": k.created_at.isoformat(),
-                     "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None} for k in keys])
+        print_json(
+            [
+                {
+                    "name": k.name,
+                    "created_at": k.created_at.isoformat(),
+                    "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                }
+                for k in keys
+            ]
+        )
         return
     table = Table(title="API keys")
     for column in ("name", "created (UTC)", "status"):

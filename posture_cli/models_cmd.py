@@ -36,8 +36,10 @@ def list_models(
     for row in rows:
         metrics = row["metrics"]
         table.add_row(
-            row["version"], ", ".join(row["aliases"]),
-            f"{metrics.get('cv_accuracy', float('nan')):.3f}", f"{metrics.get('cv_macro_f1', float('nan')):.3f}",
+            row["version"],
+            ", ".join(row["aliases"]),
+            f"{metrics.get('cv_accuracy', float('nan')):.3f}",
+            f"{metrics.get('cv_macro_f1', float('nan')):.3f}",
             row["created"][:19],
         )
     console.print(table)
@@ -56,8 +58,12 @@ def show_model(
     model = load_model(resolve_model_uri(reference, settings), settings)
     print_json(
         {
-            "uri": model.uri, "name": model.name, "version": model.version, "alias": model.alias,
-            "spec": model.spec.to_dict(), "onnx": model.onnx_path is not None,
+            "uri": model.uri,
+            "name": model.name,
+            "version": model.version,
+            "alias": model.alias,
+            "spec": model.spec.to_dict(),
+            "onnx": model.onnx_path is not None,
         }
     )
 

@@ -49,7 +49,10 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
         else:
             raise PostureError(f"No such file or folder: {path}.", "check the path.")
     if not files:
-        raise PostureError(f"No recordings found in {', '.join(map(str, paths))}.", f"give files ending in {', '.join(SUPPORTED_SUFFIXES)}.")
+        raise PostureError(
+            f"No recordings found in {', '.join(map(str, paths))}.",
+            f"give files ending in {', '.join(SUPPORTED_SUFFIXES)}.",
+        )
     return files
 
 
@@ -93,12 +96,30 @@ def print_table(path: Path, frame: Any, hop_s: float) -> None:
 
 @user_errors
 def predict(
-    paths: Annotated[list[Path], typer.Argument(help="Recordings (files or folders) in any format `posture ingest` reads.")],
-    model_ref: Annotated[Optional[str], typer.Option("--model", "-m", help="Model URI, version number or alias (default: the champion).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file ('-' for CSV on stdout); a folder for several inputs.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="csv, json or parquet (default: from --out's extension, else csv).")] = None,
-    smooth: Annotated[bool, typer.Option("--smooth", help="Smooth probabilities with the model's causal forward filter (what the server's smoothed_* fields use).")] = False,
-    column_map: Annotated[Optional[list[str]], typer.Option("--map", help="Column mapping CANONICAL=SOURCE (repeatable).")] = None,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Recordings (files or folders) in any format `posture ingest` reads.")
+    ],
+    model_ref: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="Model URI, version number or alias (default: the champion).")
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Output file ('-' for CSV on stdout); a folder for several inputs."),
+    ] = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", "-f", help="csv, json or parquet (default: from --out's extension, else csv)."),
+    ] = None,
+    smooth: Annotated[
+        bool,
+        typer.Option(
+            "--smooth",
+            help="Smooth probabilities with the model's causal forward filter (what the server's smoothed_* fields use).",
+        ),
+    ] = False,
+    column_map: Annotated[
+        Optional[list[str]], typer.Option("--map", help="Column mapping CANONICAL=SOURCE (repeatable).")
+    ] = None,
     acc_units: Annotated[str, typer.Option("--acc-units", help="m/s2 or g.")] = "m/s2",
     gyro_units: Annotated[str, typer.Option("--gyro-units", help="rad/s or deg/s.")] = "rad/s",
     time_units: Annotated[Optional[str], typer.Option("--time-units", help="s, ms, us or ns.")] = None,
@@ -115,8 +136,12 @@ def predict(
         raise PostureError(f"{len(files)} inputs but --out {out} is one file.", "pass a folder (or '-') as --out.")
     model = load_model(resolve_model_uri(model_ref, settings), settings)
     options = ReadOptions(
-        column_map=parse_mapping(column_map), acc_units=acc_units, gyro_units=gyro_units,
-        time_units=time_units, rate_hz=ts_rate, max_gap_s=settings.max_gap_s,
+        column_map=parse_mapping(column_map),
+        acc_units=acc_units,
+        gyro_units=gyro_units,
+        time_units=time_units,
+        rate_hz=ts_rate,
+        max_gap_s=settings.max_gap_s,
     )
     fmt_name = output_format(out, fmt)
     failures = _run(files, model, options, smooth, settings.max_gap_s, out, fmt_name)
@@ -125,7 +150,9 @@ def predict(
         raise typer.Exit(1)
 
 
-def _run(files: list[Path], model: Any, options: Any, smooth: bool, max_gap_s: float, out: Path | None, fmt: str) -> int:
+def _run(
+    files: list[Path], model: Any, options: Any, smooth: bool, max_gap_s: float, out: Path | None, fmt: str
+) -> int:
     from rich.progress import Progress
 
     failures, rows_written = 0, 0

@@ -20,26 +20,37 @@ MarginOption = Annotated[
 ]
 RunnerOption = Annotated[str, typer.Option("--runner", help="Feature extraction: local (in-process) or dask.")]
 DaskOption = Annotated[
-    Optional[str], typer.Option("--dask-address", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
+    Optional[str],
+    typer.Option("--dask-address", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)."),
 ]
 
 
 @user_errors
 def retrain(
     incoming: IncomingOption = None,
-    processed: Annotated[Optional[Path], typer.Option("--processed", help="Where used files go (default <data dir>/processed).")] = None,
+    processed: Annotated[
+        Optional[Path], typer.Option("--processed", help="Where used files go (default <data dir>/processed).")
+    ] = None,
     dataset: DatasetOption = None,
     margin: MarginOption = None,
-    window: Annotated[Optional[float], typer.Option("--window", help="Challenger's window in seconds (default 2).")] = None,
+    window: Annotated[
+        Optional[float], typer.Option("--window", help="Challenger's window in seconds (default 2).")
+    ] = None,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Challenger's hop in seconds (default 1).")] = None,
     channels: Annotated[str, typer.Option("--channels", help="Challenger's channels: auto, all or acc.")] = "auto",
     trees: Annotated[Optional[int], typer.Option("--trees", min=1, help="Challenger's trees (default 100).")] = None,
-    folds: Annotated[Optional[int], typer.Option("--folds", min=2, help="Subject-wise folds shared by both models (5).")] = None,
+    folds: Annotated[
+        Optional[int], typer.Option("--folds", min=2, help="Subject-wise folds shared by both models (5).")
+    ] = None,
     runner: RunnerOption = "local",
     dask_address: DaskOption = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where datasets are (POSTURE_DATA_DIR).")] = None,
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Where datasets are (POSTURE_DATA_DIR).")
+    ] = None,
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
-    model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default posture).")] = None,
+    model_name: Annotated[
+        Optional[str], typer.Option("--model-name", help="Registered model name (default posture).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Retrain now on the new labelled recordings in the incoming folder.
@@ -60,10 +71,20 @@ def retrain(
     from pipelines.retrain import DEFAULT_MARGIN, RetrainRequest, retrain_flow
 
     request = RetrainRequest(
-        dataset=dataset, incoming_dir=_path(incoming), processed_dir=_path(processed),
-        margin=DEFAULT_MARGIN if margin is None else margin, window_s=window, hop_s=hop, channels=channels,
-        trees=trees, cv_folds=folds, runner=runner, dask_address=dask_address, data_dir=_path(data_dir),
-        tracking_uri=tracking_uri, model_name=model_name,
+        dataset=dataset,
+        incoming_dir=_path(incoming),
+        processed_dir=_path(processed),
+        margin=DEFAULT_MARGIN if margin is None else margin,
+        window_s=window,
+        hop_s=hop,
+        channels=channels,
+        trees=trees,
+        cv_folds=folds,
+        runner=runner,
+        dask_address=dask_address,
+        data_dir=_path(data_dir),
+        tracking_uri=tracking_uri,
+        model_name=model_name,
     )
     with show_stages("retrain", enabled=not as_json):
         result = run_flow(retrain_flow, request=request)
@@ -101,7 +122,9 @@ def print_decision(result: dict[str, Any]) -> None:
         table.add_row(name + version, described, f"{scores['macro_f1']:.4f}", f"{scores['accuracy']:.4f}")
     console.print(table)
     console.print(f"[bold]{result['status']}[/]: {result['reason']}", highlight=False)
-    console.print(f"registered {result['model_name']} version [bold]{result['version']}[/] as [bold]{result['alias']}[/]")
+    console.print(
+        f"registered {result['model_name']} version [bold]{result['version']}[/] as [bold]{result['alias']}[/]"
+    )
     if not result["model_metrics_rows"]:
         console.print("[dim]model_metrics not written: no prediction store table yet (see the log)[/]")
 
@@ -123,7 +146,12 @@ def schedule(
     with it. One run at a time: a run due while another is running is cancelled.
     """
     from pipelines.scheduling import (
-        make_schedule, next_runs, retrain_deployment, serve_forever, start_scheduler_api, wait_for_scheduler_api,
+        make_schedule,
+        next_runs,
+        retrain_deployment,
+        serve_forever,
+        start_scheduler_api,
+        wait_for_scheduler_api,
     )
 
     if cron and interval is not None:
@@ -131,9 +159,17 @@ def schedule(
     _check_runner(runner, dask_address)
     api = start_scheduler_api()  # first: Prefect reads its API URL when imported; it starts meanwhile
     plan = make_schedule(cron, interval, tz)
-    parameters = {key: value for key, value in {
-        "dataset": dataset, "incoming_dir": _path(incoming), "margin": margin, "runner": runner, "dask_address": dask_address,
-    }.items() if value is not None}
+    parameters = {
+        key: value
+        for key, value in {
+            "dataset": dataset,
+            "incoming_dir": _path(incoming),
+            "margin": margin,
+            "runner": runner,
+            "dask_address": dask_address,
+        }.items()
+        if value is not None
+    }
     deployment = retrain_deployment(plan, {"request": parameters})
     wait_for_scheduler_api()
     every = f"every {interval:g} s" if interval is not None else f"cron {plan.cron!r} ({tz})"

@@ -18,18 +18,35 @@ if TYPE_CHECKING:
 def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="TCP port (default 8000).")] = None,
-    model_ref: Annotated[Optional[str], typer.Option("--model", "-m", help="Model URI, version or alias (default: the champion, followed on reload).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes sharing the port.")] = None,
-    log_file: Annotated[Optional[Path], typer.Option("--log-file", help="Also write JSON-lines logs here (rotated).")] = None,
-    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Refuse to start when the database schema is behind, instead of upgrading it.")] = False,
+    model_ref: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Model URI, version or alias (default: the champion, followed on reload)."),
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", min=1, help="Worker processes sharing the port.")
+    ] = None,
+    log_file: Annotated[
+        Optional[Path], typer.Option("--log-file", help="Also write JSON-lines logs here (rotated).")
+    ] = None,
+    no_migrate: Annotated[
+        bool,
+        typer.Option(
+            "--no-migrate", help="Refuse to start when the database schema is behind, instead of upgrading it."
+        ),
+    ] = False,
     ssl_certfile: Annotated[Optional[Path], typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Optional[Path], typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
 ) -> None:
     """Serve the model over HTTP (/v1/predict) and WebSocket (/v1/stream), logging every prediction."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise PostureError("--ssl-certfile and --ssl-keyfile go together.", "pass both, or neither.")
-    overrides = {"host": host, "port": port, "workers": workers, "log_file": log_file,
-                 "auto_migrate": False if no_migrate else None}
+    overrides = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_file": log_file,
+        "auto_migrate": False if no_migrate else None,
+    }
     settings = load_settings(**overrides)
     _preflight(settings, model_ref)
 

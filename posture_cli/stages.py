@@ -36,5 +36,7 @@ def show_stages(title: str, enabled: bool = True) -> Iterator[None]:
         with listening(on_stage):
             yield
         if current["name"]:
-            error_console.print(f"  [green]done[/] {current['name']} [dim]{time.perf_counter() - float(current['since']):.2f} s[/]")
+            error_console.print(
+                f"  [green]done[/] {current['name']} [dim]{time.perf_counter() - float(current['since']):.2f} s[/]"
+            )
     error_console.print(f"{title} took {time.perf_counter() - started:.1f} s", style="dim")

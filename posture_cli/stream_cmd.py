@@ -25,20 +25,45 @@ DEFAULT_BUFFER = 30_000  # posture_cli.stream.resend.RESEND_BUFFER_SAMPLES, with
 
 @user_errors
 def stream(
-    device: Annotated[str, typer.Option("--device", "-d", help="sim[:POSTURE,...], a recording file, or a serial port (/dev/ttyUSB0, serial:PORT).")],
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", "-d", help="sim[:POSTURE,...], a recording file, or a serial port (/dev/ttyUSB0, serial:PORT)."
+        ),
+    ],
     url: Annotated[str, typer.Option("--url", help="The server's stream endpoint.")] = DEFAULT_URL,
-    token: Annotated[Optional[str], typer.Option("--token", envvar="POSTURE_TOKEN", help="Sent as 'Authorization: Bearer TOKEN'.")] = None,
-    device_id: Annotated[Optional[str], typer.Option("--device-id", help="Names this device in the server's log (stored pseudonymised).")] = None,
+    token: Annotated[
+        Optional[str], typer.Option("--token", envvar="POSTURE_TOKEN", help="Sent as 'Authorization: Bearer TOKEN'.")
+    ] = None,
+    device_id: Annotated[
+        Optional[str], typer.Option("--device-id", help="Names this device in the server's log (stored pseudonymised).")
+    ] = None,
     speed: Annotated[float, typer.Option("--speed", help="Replay/simulation speed-up (sim and file devices).")] = 1.0,
     loop: Annotated[bool, typer.Option("--loop", help="Replay the file again and again.")] = False,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Sampling rate in Hz (default: sim 50, file from its timestamps, serial estimated).")] = None,
+    rate: Annotated[
+        Optional[float],
+        typer.Option(
+            "--rate", help="Sampling rate in Hz (default: sim 50, file from its timestamps, serial estimated)."
+        ),
+    ] = None,
     baud: Annotated[int, typer.Option("--baud", help="Serial baud rate.")] = 115200,
     acc_units: Annotated[str, typer.Option("--acc-units", help="m/s2 or g (serial and file devices).")] = "m/s2",
-    gyro_units: Annotated[str, typer.Option("--gyro-units", help="rad/s or deg/s (serial and file devices).")] = "rad/s",
+    gyro_units: Annotated[
+        str, typer.Option("--gyro-units", help="rad/s or deg/s (serial and file devices).")
+    ] = "rad/s",
     binary: Annotated[bool, typer.Option("--binary", help="Send compact binary frames (float32 rows).")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON line per prediction on stdout instead of the live view.")] = False,
-    duration: Annotated[Optional[float], typer.Option("--duration", min=0.0, help="Stop after this many seconds.")] = None,
-    buffer: Annotated[int, typer.Option("--buffer", min=1, help="Samples kept for resending while the server is away (oldest dropped first).")] = DEFAULT_BUFFER,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON line per prediction on stdout instead of the live view.")
+    ] = False,
+    duration: Annotated[
+        Optional[float], typer.Option("--duration", min=0.0, help="Stop after this many seconds.")
+    ] = None,
+    buffer: Annotated[
+        int,
+        typer.Option(
+            "--buffer", min=1, help="Samples kept for resending while the server is away (oldest dropped first)."
+        ),
+    ] = DEFAULT_BUFFER,
 ) -> None:
     """Stream IMU samples live to `posture serve` and show the predictions as they come."""
     from pipelines.readers import ReadOptions
@@ -46,11 +71,23 @@ def stream(
     from posture_cli.stream.devices import DeviceOptions, open_device
 
     if not url.startswith(("ws://", "wss://")):
-        raise PostureError(f"--url {url} is not a WebSocket URL.", f"pass ws://HOST:PORT/v1/stream (default {DEFAULT_URL}).")
+        raise PostureError(
+            f"--url {url} is not a WebSocket URL.", f"pass ws://HOST:PORT/v1/stream (default {DEFAULT_URL})."
+        )
     ReadOptions(acc_units=acc_units, gyro_units=gyro_units)  # one red line for a unit typo, before any I/O
     settings = load_settings()
-    source = open_device(device, DeviceOptions(speed=speed, loop=loop, rate_hz=rate, baud=baud, acc_units=acc_units,
-                                               gyro_units=gyro_units, max_gap_s=settings.max_gap_s))
+    source = open_device(
+        device,
+        DeviceOptions(
+            speed=speed,
+            loop=loop,
+            rate_hz=rate,
+            baud=baud,
+            acc_units=acc_units,
+            gyro_units=gyro_units,
+            max_gap_s=settings.max_gap_s,
+        ),
+    )
     options = ClientOptions(url=url, token=token, device_id=device_id, binary=binary, buffer_samples=buffer)
     stats = asyncio.run(_run(source, options, json_out, duration))
     summary = stats.summary()

@@ -13,19 +13,50 @@ from posture_cli.stages import show_stages
 
 @user_errors
 def train(
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name under the data dir (default: sample).")] = None,
-    test_dataset: Annotated[Optional[str], typer.Option("--test-dataset", help="A held-out dataset to score the fitted model on.")] = None,
+    dataset: Annotated[
+        Optional[str], typer.Option("--dataset", "-d", help="Dataset name under the data dir (default: sample).")
+    ] = None,
+    test_dataset: Annotated[
+        Optional[str], typer.Option("--test-dataset", help="A held-out dataset to score the fitted model on.")
+    ] = None,
     window: Annotated[Optional[float], typer.Option("--window", help="Window length in seconds (default 2).")] = None,
     hop: Annotated[Optional[float], typer.Option("--hop", help="Hop between windows in seconds (default 1).")] = None,
     channels: Annotated[str, typer.Option("--channels", help="auto, all (accelerometer+gyroscope) or acc.")] = "auto",
     trees: Annotated[Optional[int], typer.Option("--trees", help="Trees in the Random Forest (default 100).")] = None,
-    cv: Annotated[Optional[str], typer.Option("--cv", help="Cross-validation by subject: loso, group-kfold:N, or auto (LOSO up to 30 subjects, else group-kfold:10).")] = None,
-    feature_set: Annotated[Optional[str], typer.Option("--feature-set", help="Feature-set version (default imu-stats-4; imu-stats-1 to imu-stats-3 reproduce older models).")] = None,
-    rotated_copies: Annotated[Optional[int], typer.Option("--rotated-copies", min=0, help="Training copies of each recording with the phone turned up to 15 degrees (default 2; 0 = none).")] = None,
-    no_register: Annotated[bool, typer.Option("--no-register", help="Evaluate only; log and register nothing.")] = False,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where datasets are (POSTURE_DATA_DIR).")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (MLFLOW_TRACKING_URI).")] = None,
-    model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default posture).")] = None,
+    cv: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cv",
+            help="Cross-validation by subject: loso, group-kfold:N, or auto (LOSO up to 30 subjects, else group-kfold:10).",
+        ),
+    ] = None,
+    feature_set: Annotated[
+        Optional[str],
+        typer.Option(
+            "--feature-set",
+            help="Feature-set version (default imu-stats-4; imu-stats-1 to imu-stats-3 reproduce older models).",
+        ),
+    ] = None,
+    rotated_copies: Annotated[
+        Optional[int],
+        typer.Option(
+            "--rotated-copies",
+            min=0,
+            help="Training copies of each recording with the phone turned up to 15 degrees (default 2; 0 = none).",
+        ),
+    ] = None,
+    no_register: Annotated[
+        bool, typer.Option("--no-register", help="Evaluate only; log and register nothing.")
+    ] = False,
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Where datasets are (POSTURE_DATA_DIR).")
+    ] = None,
+    tracking_uri: Annotated[
+        Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (MLFLOW_TRACKING_URI).")
+    ] = None,
+    model_name: Annotated[
+        Optional[str], typer.Option("--model-name", help="Registered model name (default posture).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train a Random Forest, evaluate it by subject, log it to MLflow and register a version.
@@ -49,8 +80,13 @@ def train(
     if feature_set is not None and feature_set not in FEATURE_SETS:
         raise typer.BadParameter(f"--feature-set must be one of {', '.join(FEATURE_SETS)}")
     settings = load_settings(
-        data_dir=data_dir, window_s=window, hop_s=hop, trees=trees, cv=cv,
-        mlflow_tracking_uri=tracking_uri, model_name=model_name,
+        data_dir=data_dir,
+        window_s=window,
+        hop_s=hop,
+        trees=trees,
+        cv=cv,
+        mlflow_tracking_uri=tracking_uri,
+        model_name=model_name,
     )
     request = TrainRequest(
         dataset_dir=str(settings.dataset_dir(dataset or settings.default_dataset)),
@@ -90,13 +126,17 @@ def print_result(result: dict[str, Any]) -> None:
         table.add_row(label, *map(str, row), f"{cv['per_class_recall'][label]:.3f}")
     console.print(table)
     print_subjects(cv)
-    console.print(f"cross-validated accuracy [bold]{cv['accuracy']:.3f}[/], macro-F1 [bold]{cv['macro_f1']:.3f}[/]"
-                  + _smoothed(cv))
+    console.print(
+        f"cross-validated accuracy [bold]{cv['accuracy']:.3f}[/], macro-F1 [bold]{cv['macro_f1']:.3f}[/]"
+        + _smoothed(cv)
+    )
     if result.get("test"):
         test = result["test"]
         print_subjects(test)
-        console.print(f"{test['scheme']}: accuracy [bold]{test['accuracy']:.3f}[/], macro-F1 [bold]{test['macro_f1']:.3f}[/]"
-                      + _smoothed(test))
+        console.print(
+            f"{test['scheme']}: accuracy [bold]{test['accuracy']:.3f}[/], macro-F1 [bold]{test['macro_f1']:.3f}[/]"
+            + _smoothed(test)
+        )
     if "version" in result:
         console.print(
             f"registered [bold]{result['model_name']}[/] version [bold]{result['version']}[/] "

@@ -58,13 +58,22 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
 
     middleware = [Middleware(RequestMetricsMiddleware)]
     if settings.cors_origins:
-        middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                                     allow_headers=["*"]))
+        middleware.append(
+            Middleware(
+                CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+            )
+        )
     middleware.append(Middleware(RateLimitMiddleware))
     middleware.append(Middleware(AuthMiddleware))  # inside the per-address limit: bad-key floods are limited too
     middleware.append(Middleware(FastLaneMiddleware, lanes=_fast_lanes()))
-    app = FastAPI(title="posture", version=_package_version(), description=DESCRIPTION, lifespan=lifespan,
-                  middleware=middleware, exception_handlers={RequestValidationError: validation_error_response})
+    app = FastAPI(
+        title="posture",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={RequestValidationError: validation_error_response},
+    )
     app.include_router(router)
     app.include_router(sensorlogger_router)
     app.add_api_websocket_route("/v1/stream", stream_endpoint, name="stream")

@@ -167,5 +167,7 @@ class MicroBatcher:
         featurized = time.perf_counter()
         probabilities = served.engine.predict_proba(features)
         self.metrics.preprocess.labels(served.name).observe(featurized - started)
-        self.metrics.predict.labels(served.name, served.version, served.engine.kind).observe(time.perf_counter() - featurized)
+        self.metrics.predict.labels(served.name, served.version, served.engine.kind).observe(
+            time.perf_counter() - featurized
+        )
         return probabilities

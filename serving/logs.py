@@ -74,9 +74,14 @@ class BackgroundHandler(logging.handlers.QueueHandler):
         targets: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
         if log_file is not None:
             Path(log_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            targets.append(logging.handlers.RotatingFileHandler(
-                Path(log_file).expanduser(), maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8",
-            ))
+            targets.append(
+                logging.handlers.RotatingFileHandler(
+                    Path(log_file).expanduser(),
+                    maxBytes=LOG_FILE_BYTES,
+                    backupCount=LOG_FILE_BACKUPS,
+                    encoding="utf-8",
+                )
+            )
         for target in targets:
             target.setFormatter(line)
         self._listener: logging.handlers.QueueListener | None = logging.handlers.QueueListener(self.queue, *targets)

@@ -26,30 +26,46 @@ class ServerMetrics:
         r = self.registry
         # MLServer (starlette_exporter) names for the REST layer.
         self.requests = Counter(
-            "rest_server_requests", "HTTP requests by endpoint and status.", ["method", "path", "status_code"], registry=r
+            "rest_server_requests",
+            "HTTP requests by endpoint and status.",
+            ["method", "path", "status_code"],
+            registry=r,
         )
         self.request_duration = Histogram(
-            "rest_server_request_duration_seconds", "HTTP request duration.", ["method", "path"],
-            buckets=SECONDS_BUCKETS, registry=r,
+            "rest_server_request_duration_seconds",
+            "HTTP request duration.",
+            ["method", "path"],
+            buckets=SECONDS_BUCKETS,
+            registry=r,
         )
         # KServe names for the model stages, per micro-batch.
         self.preprocess = Histogram(
-            "request_preprocess_seconds", "Feature extraction time per micro-batch.", ["model_name"],
-            buckets=SECONDS_BUCKETS, registry=r,
+            "request_preprocess_seconds",
+            "Feature extraction time per micro-batch.",
+            ["model_name"],
+            buckets=SECONDS_BUCKETS,
+            registry=r,
         )
         self.predict = Histogram(
-            "request_predict_seconds", "Model inference time per micro-batch.", ["model_name", "model_version", "engine"],
-            buckets=SECONDS_BUCKETS, registry=r,
+            "request_predict_seconds",
+            "Model inference time per micro-batch.",
+            ["model_name", "model_version", "engine"],
+            buckets=SECONDS_BUCKETS,
+            registry=r,
         )
         # MLServer adaptive-batching names.
         self.batch_size = Histogram("batch_request_size", "Windows per micro-batch.", buckets=BATCH_BUCKETS, registry=r)
         self.queue = Gauge("batch_request_queue", "Windows waiting for the next micro-batch.", registry=r)
         self.predictions = Counter(
-            "model_predictions", "Windows predicted, by label and model version.",
-            ["model_name", "model_version", "label", "source"], registry=r,
+            "model_predictions",
+            "Windows predicted, by label and model version.",
+            ["model_name", "model_version", "label", "source"],
+            registry=r,
         )
         self.model_info = Gauge(
-            "model_info", "The model version being served (value 1).", ["model_name", "model_version", "alias", "engine"],
+            "model_info",
+            "The model version being served (value 1).",
+            ["model_name", "model_version", "alias", "engine"],
             registry=r,
         )
         self.reloads = Counter("model_reloads", "Model hot reloads by outcome.", ["outcome"], registry=r)
@@ -60,9 +76,13 @@ class ServerMetrics:
         self.session_closes = Counter(
             "websocket_sessions_closed", "Stream sessions closed, by close code.", ["code"], registry=r
         )
-        self.rate_limited = Counter("rate_limited_requests", "Requests or frames refused by rate limits.", ["scope"], registry=r)
+        self.rate_limited = Counter(
+            "rate_limited_requests", "Requests or frames refused by rate limits.", ["scope"], registry=r
+        )
         self.auth_refused = Counter(
-            "auth_refused_requests", "Requests and stream handshakes refused by API-key auth.", ["scope", "reason"],
+            "auth_refused_requests",
+            "Requests and stream handshakes refused by API-key auth.",
+            ["scope", "reason"],
             registry=r,
         )
         self.redis_errors = Counter(
@@ -95,6 +115,10 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for attribute, help_text in self.COUNTERS:
-            yield CounterMetricFamily(f"prediction_log_{attribute}", help_text, value=int(getattr(self._store, attribute)))
+            yield CounterMetricFamily(
+                f"prediction_log_{attribute}", help_text, value=int(getattr(self._store, attribute))
+            )
         for attribute, help_text in self.GAUGES:
-            yield GaugeMetricFamily(f"prediction_log_{attribute}", help_text, value=int(getattr(self._store, attribute)))
+            yield GaugeMetricFamily(
+                f"prediction_log_{attribute}", help_text, value=int(getattr(self._store, attribute))
+            )

@@ -57,8 +57,13 @@ class ServedModel:
         """What /v1/models and the stream's ready message say about this version."""
         spec = self.spec.to_dict() | {"window_samples": self.spec.window_samples, "hop_samples": self.spec.hop_samples}
         return {
-            "name": self.name, "version": self.version, "alias": self.loaded.alias, "uri": self.loaded.uri,
-            "engine": self.engine.kind, "classes": list(self.classes), "spec": spec,
+            "name": self.name,
+            "version": self.version,
+            "alias": self.loaded.alias,
+            "uri": self.loaded.uri,
+            "engine": self.engine.kind,
+            "classes": list(self.classes),
+            "spec": spec,
             "loaded_at": self.loaded.loaded_at.isoformat(),
         }
 
@@ -87,8 +92,12 @@ class ModelHolder:
     """Holds the served model; polls the registry and swaps when the alias moves."""
 
     def __init__(
-        self, settings: Settings, uri: str, metrics: ServerMetrics,
-        loader: Callable[[str, Settings], ServedModel] = load_served, alias_cache: AliasCache | None = None,
+        self,
+        settings: Settings,
+        uri: str,
+        metrics: ServerMetrics,
+        loader: Callable[[str, Settings], ServedModel] = load_served,
+        alias_cache: AliasCache | None = None,
     ) -> None:
         self.settings, self.uri, self.metrics = settings, uri, metrics
         self._loader = loader
@@ -152,5 +161,14 @@ class ModelHolder:
         self._current = served  # the atomic swap: readers take this reference once per batch
         if old is not None:
             self.metrics.model_info.remove(old.name, old.version, old.loaded.alias or "", old.engine.kind)
-        self.metrics.model_info.labels(served.name, served.version, served.loaded.alias or "", served.engine.kind).set(1)
-        log_event(event, model=served.name, version=served.version, alias=served.loaded.alias, engine=served.engine.kind, **fields)
+        self.metrics.model_info.labels(served.name, served.version, served.loaded.alias or "", served.engine.kind).set(
+            1
+        )
+        log_event(
+            event,
+            model=served.name,
+            version=served.version,
+            alias=served.loaded.alias,
+            engine=served.engine.kind,
+            **fields,
+        )

@@ -58,8 +58,12 @@ class Runtime:
         self.stats.flush_to(self.store)
         await self.store.close()
         await self.edge.close()
-        log_event("server_stopped", rows_written=self.store.rows_written, backlog=self.store.backlog,
-                  rows_dropped=self.store.rows_dropped)
+        log_event(
+            "server_stopped",
+            rows_written=self.store.rows_written,
+            backlog=self.store.backlog,
+            rows_dropped=self.store.rows_dropped,
+        )
 
 
 async def start_runtime(settings: Settings, model_uri: str | None = None) -> Runtime:
@@ -71,16 +75,24 @@ async def start_runtime(settings: Settings, model_uri: str | None = None) -> Run
     holder = ModelHolder(settings, resolve_model_uri(model_uri, settings), metrics, alias_cache=edge.alias_cache)
     await asyncio.gather(holder.load(), asyncio.to_thread(ensure_schema, settings.database_url, settings.auto_migrate))
     store = PredictionStore(
-        settings.database_url, settings.spool_dir, settings.anon_key,
-        batch_size=settings.log_batch_size, flush_interval_s=settings.log_flush_interval_s,
+        settings.database_url,
+        settings.spool_dir,
+        settings.anon_key,
+        batch_size=settings.log_batch_size,
+        flush_interval_s=settings.log_flush_interval_s,
     )
     await store.start()
     metrics.watch_store(store)
     batcher = MicroBatcher(metrics, settings.batch_tick_ms / 1000.0, settings.max_batch_windows)
     batcher.start()
     runtime = Runtime(
-        settings=settings, metrics=metrics, holder=holder, batcher=batcher, store=store,
-        stats=ServedStats(), edge=edge,
+        settings=settings,
+        metrics=metrics,
+        holder=holder,
+        batcher=batcher,
+        store=store,
+        stats=ServedStats(),
+        edge=edge,
     )
     if holder.follows_alias and settings.reload_interval_s > 0:
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))
@@ -96,8 +108,13 @@ async def start_runtime(settings: Settings, model_uri: str | None = None) -> Run
     # waiting for the store, batches in flight) count towards the next full one; this makes
     # full collections 100x rarer (they still run: cycles are still freed).
     gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_FULL_THRESHOLD)
-    log_event("server_ready", model=served.name, version=served.version, engine=served.engine.kind,
-              database=redact(settings.database_url))
+    log_event(
+        "server_ready",
+        model=served.name,
+        version=served.version,
+        engine=served.engine.kind,
+        database=redact(settings.database_url),
+    )
     return runtime
 
 

@@ -21,7 +21,9 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
-os.environ.setdefault("PREFECT_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"posture-tests-prefect-{os.getpid()}"))
+os.environ.setdefault(
+    "PREFECT_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"posture-tests-prefect-{os.getpid()}")
+)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pipelines.validation import validate_frame
 if TYPE_CHECKING:
     import pandas as pd
 
+
 def finish_recording(
     frame: "pd.DataFrame",
     name: str,

@@ -108,8 +108,7 @@ def _channels(options: ReadOptions, dimensions: int, path: Path) -> tuple[str, .
     if len(channels) != dimensions or len(names) != dimensions or not set(ACC_CHANNELS) <= names <= set(ALL_CHANNELS):
         raise DataError(
             f"{path}: {dimensions} dimensions, channels given: {', '.join(channels) or 'none'}.",
-            f"pass one channel name per dimension, in order, from {', '.join(ALL_CHANNELS)} "
-            "(ax, ay, az among them).",
+            f"pass one channel name per dimension, in order, from {', '.join(ALL_CHANNELS)} (ax, ay, az among them).",
         )
     return channels
 

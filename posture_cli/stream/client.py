@@ -125,8 +125,9 @@ class StreamClient:
         except InvalidStatus as err:
             status = err.response.status_code
             if status in FATAL_STATUS:
-                raise StreamRefused(f"the server answered {status} at {self.options.url}.",
-                                    "check the URL (…/v1/stream) and --token.") from None
+                raise StreamRefused(
+                    f"the server answered {status} at {self.options.url}.", "check the URL (…/v1/stream) and --token."
+                ) from None
             self._lost(f"server answered {status}")
         except ConnectionClosed as err:
             self._lost(_close_text(err))
@@ -148,8 +149,13 @@ class StreamClient:
     async def _session(self, stop: asyncio.Event, producer: asyncio.Task[None]) -> bool:
         headers = {"Authorization": f"Bearer {self.options.token}"} if self.options.token else None
         self.stats.state = "connecting"
-        async with websockets.connect(self.options.url, additional_headers=headers, open_timeout=OPEN_TIMEOUT_S,
-                                      close_timeout=CLOSE_TIMEOUT_S, max_size=2**20) as ws:
+        async with websockets.connect(
+            self.options.url,
+            additional_headers=headers,
+            open_timeout=OPEN_TIMEOUT_S,
+            close_timeout=CLOSE_TIMEOUT_S,
+            max_size=2**20,
+        ) as ws:
             await self._hello(ws)
             self._streaming = True
             try:
@@ -181,7 +187,11 @@ class StreamClient:
         raise ConnectionClosed(protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent)
 
     async def _hello(self, ws: Any) -> None:
-        hello: dict[str, Any] = {"type": "hello", "rate_hz": self.device.rate_hz, "channels": list(self.device.channels)}
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "rate_hz": self.device.rate_hz,
+            "channels": list(self.device.channels),
+        }
         if self.options.device_id:
             hello["device_id"] = self.options.device_id
         await ws.send(json.dumps(hello))
@@ -191,8 +201,10 @@ class StreamClient:
                 if message.get("type") == "ready":
                     break
                 if message.get("type") == "error":
-                    raise StreamRefused(f"the server refused the stream: {message.get('code')}: {message.get('detail')}",
-                                        "stream a device with the channels and rate the model needs.")
+                    raise StreamRefused(
+                        f"the server refused the stream: {message.get('code')}: {message.get('detail')}",
+                        "stream a device with the channels and rate the model needs.",
+                    )
         self._limits = DEFAULT_LIMITS | (message.get("limits") or {})
         self.backoff.reset()
         self.stats.on_ready(message)

@@ -54,7 +54,9 @@ class SimDevice:
     channels = ALL_CHANNELS
     live = True
 
-    def __init__(self, schedule: Sequence[str], rate_hz: float = 50.0, speed: float = 1.0, seed: int | None = None) -> None:
+    def __init__(
+        self, schedule: Sequence[str], rate_hz: float = 50.0, speed: float = 1.0, seed: int | None = None
+    ) -> None:
         from pipelines.synthetic import SimulatedIMU
 
         self.imu = SimulatedIMU(schedule, SIM_SECONDS_PER_POSTURE, rate_hz, seed)
@@ -87,8 +89,16 @@ class FileDevice:
     malformed, last_malformed = 0, ""
     live = False
 
-    def __init__(self, path: Path, speed: float = 1.0, loop: bool = False, rate_hz: float | None = None,
-                 acc_units: str = "m/s2", gyro_units: str = "rad/s", max_gap_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: Path,
+        speed: float = 1.0,
+        loop: bool = False,
+        rate_hz: float | None = None,
+        acc_units: str = "m/s2",
+        gyro_units: str = "rad/s",
+        max_gap_s: float = 0.5,
+    ) -> None:
         self.path, self.speed, self.loop = path, speed, loop
         self.label = str(path)
         self._rate, self._units, self.max_gap_s = rate_hz, (acc_units, gyro_units), max_gap_s
@@ -109,8 +119,10 @@ class FileDevice:
         segments, offset = [], 0.0
         for recording in recordings:
             if recording.channels != channels:
-                raise DeviceError(f"{self.path}: recordings with different channels ({channels} and {recording.channels}).",
-                                  "replay them one file at a time.")
+                raise DeviceError(
+                    f"{self.path}: recordings with different channels ({channels} and {recording.channels}).",
+                    "replay them one file at a time.",
+                )
             origin = float(recording.frame["timestamp"].iloc[0])
             for segment in resample_recording(recording, rate, self.max_gap_s):
                 frame = segment.frame
@@ -152,8 +164,10 @@ def parse_sim(argument: str) -> list[str]:
     names = [p.strip() for p in argument.partition(":")[2].split(",") if p.strip()] or list(POSTURES)
     unknown = [p for p in names if p not in POSTURES]
     if unknown:
-        raise DeviceError(f"unknown posture(s) {', '.join(unknown)} in --device {argument}.",
-                          f"use sim:POSTURE[,POSTURE...] with postures from {', '.join(POSTURES)}.")
+        raise DeviceError(
+            f"unknown posture(s) {', '.join(unknown)} in --device {argument}.",
+            f"use sim:POSTURE[,POSTURE...] with postures from {', '.join(POSTURES)}.",
+        )
     return names
 
 
@@ -187,11 +201,16 @@ def open_device(argument: str, options: DeviceOptions) -> Device:
     port = argument.removeprefix("serial:")
     if argument.startswith("serial:") or is_serial_path(argument):
         if options.speed != 1.0 or options.loop:
-            raise DeviceError("--speed and --loop apply to sim and file devices, not to a serial port.", "leave them out.")
+            raise DeviceError(
+                "--speed and --loop apply to sim and file devices, not to a serial port.", "leave them out."
+            )
         return SerialDevice(port, options.baud, options.acc_units, options.gyro_units, options.rate_hz)
     path = Path(argument)
     if not path.exists():
-        raise DeviceError(f"--device {argument}: no such file, and not sim or a serial port.",
-                          "pass sim[:POSTURE,...], a recording file, or a serial port such as /dev/ttyUSB0.")
-    return FileDevice(path, options.speed, options.loop, options.rate_hz, options.acc_units, options.gyro_units,
-                      options.max_gap_s)
+        raise DeviceError(
+            f"--device {argument}: no such file, and not sim or a serial port.",
+            "pass sim[:POSTURE,...], a recording file, or a serial port such as /dev/ttyUSB0.",
+        )
+    return FileDevice(
+        path, options.speed, options.loop, options.rate_hz, options.acc_units, options.gyro_units, options.max_gap_s
+    )

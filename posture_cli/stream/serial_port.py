@@ -23,7 +23,10 @@ from posture_cli.stream.chunks import CHUNK_ROWS, Chunk, DeviceError
 
 # field count -> (leading timestamp?, channels)
 LAYOUTS: dict[int, tuple[bool, tuple[str, ...]]] = {
-    3: (False, ACC_CHANNELS), 4: (True, ACC_CHANNELS), 6: (False, ALL_CHANNELS), 7: (True, ALL_CHANNELS),
+    3: (False, ACC_CHANNELS),
+    4: (True, ACC_CHANNELS),
+    6: (False, ALL_CHANNELS),
+    7: (True, ALL_CHANNELS),
 }
 SEPARATORS = re.compile(r"[,;\s]+")
 WARMUP_SAMPLES = 50  # lines read before streaming: the layout, the unit check and the rate estimate
@@ -38,8 +41,10 @@ class LineParser:
     """Text lines -> samples in m/s^2 and rad/s; malformed lines are counted, never raised."""
 
     def __init__(self, acc_units: str = "m/s2", gyro_units: str = "rad/s") -> None:
-        self.scale = np.array([STANDARD_GRAVITY if acc_units == "g" else 1.0] * 3
-                               + [math.pi / 180.0 if gyro_units == "deg/s" else 1.0] * 3)
+        self.scale = np.array(
+            [STANDARD_GRAVITY if acc_units == "g" else 1.0] * 3
+            + [math.pi / 180.0 if gyro_units == "deg/s" else 1.0] * 3
+        )
         self.fields: int | None = None  # the layout, once two consecutive lines agree
         self._candidate: tuple[int, list[float]] | None = None
         self.malformed = 0
@@ -108,8 +113,14 @@ class SerialDevice:
 
     live = True
 
-    def __init__(self, port: str, baud: int = 115200, acc_units: str = "m/s2", gyro_units: str = "rad/s",
-                 rate_hz: float | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        baud: int = 115200,
+        acc_units: str = "m/s2",
+        gyro_units: str = "rad/s",
+        rate_hz: float | None = None,
+    ) -> None:
         self.port, self.baud, self.units = port, baud, (acc_units, gyro_units)
         self.label = f"serial:{port}@{baud}"
         self.parser = LineParser(acc_units, gyro_units)
@@ -135,12 +146,16 @@ class SerialDevice:
         try:
             import serial
         except ImportError:
-            raise DeviceError("serial devices need pyserial, which is not installed.", "pip install pyserial.") from None
+            raise DeviceError(
+                "serial devices need pyserial, which is not installed.", "pip install pyserial."
+            ) from None
         try:
             handle = serial.Serial(self.port, self.baud, timeout=READ_TIMEOUT_S)
         except (serial.SerialException, OSError, ValueError) as err:
-            raise DeviceError(f"cannot open serial port {self.port}: {err}.",
-                              "check the path (ls /dev/tty*), that nothing else holds it, and --baud.") from None
+            raise DeviceError(
+                f"cannot open serial port {self.port}: {err}.",
+                "check the path (ls /dev/tty*), that nothing else holds it, and --baud.",
+            ) from None
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._read_lines, args=(handle, loop), name="serial-reader", daemon=True)
         self._thread.start()
@@ -158,8 +173,10 @@ class SerialDevice:
                     break
                 raise DeviceError(
                     f"no sample lines from {self.port} in {WARMUP_TIMEOUT_S:g} s ({self.malformed} malformed"
-                    + (f", last: {self.last_malformed!r}" if self.last_malformed else "") + ").",
-                    "check --baud and that the sketch prints lines like 'ax,ay,az,gx,gy,gz'.") from None
+                    + (f", last: {self.last_malformed!r}" if self.last_malformed else "")
+                    + ").",
+                    "check --baud and that the sketch prints lines like 'ax,ay,az,gx,gy,gz'.",
+                ) from None
         self._check_units(np.array([sample[1] for _, sample in self._warm]))
         if not self.rate_hz:
             self.rate_hz = estimate_rate([s[0] for _, s in self._warm], [arrived for arrived, _ in self._warm])
@@ -172,7 +189,9 @@ class SerialDevice:
         from pipelines.validation import check_declared_units
 
         raw = pd.DataFrame(values / self.parser.scale[: values.shape[1]], columns=list(self.channels))
-        check_declared_units(raw, f"serial port {self.port}", ReadOptions(acc_units=self.units[0], gyro_units=self.units[1]))
+        check_declared_units(
+            raw, f"serial port {self.port}", ReadOptions(acc_units=self.units[0], gyro_units=self.units[1])
+        )
 
     def _read_lines(self, handle: Any, loop: asyncio.AbstractEventLoop) -> None:
         """In the reader thread: bytes -> lines -> samples -> the event loop's queue."""

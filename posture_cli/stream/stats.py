@@ -91,15 +91,23 @@ class StreamStats:
         """The closing summary: also what ``--json`` prints on stderr at the end."""
         duration = time.monotonic() - self.started
         return {
-            "type": "summary", "device": self.device, "duration_s": round(duration, 2), "frames": self.frames,
-            "samples": self.samples, "frames_per_s": round(self.frames / duration, 2) if duration > 0 else 0.0,
+            "type": "summary",
+            "device": self.device,
+            "duration_s": round(duration, 2),
+            "frames": self.frames,
+            "samples": self.samples,
+            "frames_per_s": round(self.frames / duration, 2) if duration > 0 else 0.0,
             "predictions": self.predictions,
             "seconds_per_label": {label: round(count * self.hop_s, 1) for label, count in self.labels.most_common()},
-            "errors": self.errors, "last_error": self.last_error or None, "reconnects": self.reconnects,
-            "reconnect_s": [round(s, 2) for s in self.reconnect_s], "last_disconnect": self.last_disconnect or None,
+            "errors": self.errors,
+            "last_error": self.last_error or None,
+            "reconnects": self.reconnects,
+            "reconnect_s": [round(s, 2) for s in self.reconnect_s],
+            "last_disconnect": self.last_disconnect or None,
             "dropped_samples": self.dropped,
             "malformed_lines": self.malformed,
-            "rtt_ms_p50": _round(self.rtt_percentile(50)), "rtt_ms_p95": _round(self.rtt_percentile(95)),
+            "rtt_ms_p50": _round(self.rtt_percentile(50)),
+            "rtt_ms_p95": _round(self.rtt_percentile(95)),
         }
 
 

@@ -75,19 +75,27 @@ def _status_line(stats: StreamStats) -> str:
     p50, p95 = stats.rtt_percentile(50), stats.rtt_percentile(95)
     rtt = f"rtt {p50:.0f} ms (p95 {p95:.0f})" if p50 is not None and p95 is not None else "rtt –"
     session = (stats.session_id or "–")[:8]
-    return (f"{stats.state} · session {session} · {stats.frames_per_s:.1f} frames/s · {rtt} · "
-            f"{stats.predictions} predictions · {stats.samples} samples sent")
+    return (
+        f"{stats.state} · session {session} · {stats.frames_per_s:.1f} frames/s · {rtt} · "
+        f"{stats.predictions} predictions · {stats.samples} samples sent"
+    )
 
 
 def _fault_line(stats: StreamStats) -> str:
-    return (f"reconnects {stats.reconnects} · dropped {stats.dropped} · buffered {stats.pending} · "
-            f"errors {stats.errors} · malformed lines {stats.malformed}")
+    return (
+        f"reconnects {stats.reconnects} · dropped {stats.dropped} · buffered {stats.pending} · "
+        f"errors {stats.errors} · malformed lines {stats.malformed}"
+    )
 
 
 def live_view(stats_source: Callable[[], StreamStats], console: Console) -> Live:
     """A Live that re-renders the stats REFRESH_PER_S times a second (``stats_source`` syncs them first)."""
-    return Live(get_renderable=lambda: render(stats_source()), console=console, refresh_per_second=REFRESH_PER_S,
-                transient=False)
+    return Live(
+        get_renderable=lambda: render(stats_source()),
+        console=console,
+        refresh_per_second=REFRESH_PER_S,
+        transient=False,
+    )
 
 
 def json_listener(message: dict[str, Any]) -> None:
@@ -103,10 +111,15 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     rtt = summary["rtt_ms_p50"]
     for name, value in (
-        ("device", summary["device"]), ("duration", f"{summary['duration_s']:.1f} s"),
-        ("frames sent", f"{summary['frames']} ({summary['frames_per_s']:.1f}/s)"), ("samples sent", summary["samples"]),
-        ("predictions", summary["predictions"]), ("errors", summary["errors"]), ("reconnects", summary["reconnects"]),
-        ("dropped samples", summary["dropped_samples"]), ("malformed lines", summary["malformed_lines"]),
+        ("device", summary["device"]),
+        ("duration", f"{summary['duration_s']:.1f} s"),
+        ("frames sent", f"{summary['frames']} ({summary['frames_per_s']:.1f}/s)"),
+        ("samples sent", summary["samples"]),
+        ("predictions", summary["predictions"]),
+        ("errors", summary["errors"]),
+        ("reconnects", summary["reconnects"]),
+        ("dropped samples", summary["dropped_samples"]),
+        ("malformed lines", summary["malformed_lines"]),
         ("round trip p50 / p95", f"{rtt} / {summary['rtt_ms_p95']} ms" if rtt is not None else "–"),
     ):
         table.add_row(name, str(value))

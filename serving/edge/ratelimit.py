@@ -71,7 +71,6 @@ class TokenBucketLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < refill_s}
 
 
-
 # KEYS: buckets, each a hash {tokens, at}. ARGV: rate per second, burst, then each key's cost.
 # Returns 1/0 per key. Atomic read-refill-take on Redis's own clock, so instances with skewed
 # clocks share a bucket fairly; a key twice in one call is taken from twice, in order. A
@@ -113,7 +112,11 @@ class RedisTokenBucketLimiter:
     """
 
     def __init__(
-        self, shared: SharedRedis, rate_per_s: float, burst: float, name: str,
+        self,
+        shared: SharedRedis,
+        rate_per_s: float,
+        burst: float,
+        name: str,
         local_prefixes: tuple[str, ...] = ("session:",),
     ) -> None:
         self.local = TokenBucketLimiter(rate_per_s, burst)

@@ -38,12 +38,21 @@ class SharedRedis:
     """One client per process, keys under ``<prefix>:``; ``call`` is the only way in."""
 
     def __init__(
-        self, url: str, prefix: str, timeout_s: float, on_error: Callable[[str], None] | None = None,
+        self,
+        url: str,
+        prefix: str,
+        timeout_s: float,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         # No retries inside the client: the breaker and the fallback are the retry policy.
         pool = BlockingConnectionPool.from_url(
-            url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S, socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0), health_check_interval=30,
+            url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=POOL_WAIT_S,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=30,
         )
         self.client = Redis(connection_pool=pool)
         self.prefix = prefix
@@ -83,8 +92,14 @@ class SharedRedis:
             self._on_error(operation)
         if not self._down:  # one line per outage, not one per frame
             self._down = True
-            log_event("redis_unavailable", logging.WARNING, operation=operation, error=str(err) or type(err).__name__,
-                      fallback="in-process", retry_in_s=RETRY_AFTER_S)
+            log_event(
+                "redis_unavailable",
+                logging.WARNING,
+                operation=operation,
+                error=str(err) or type(err).__name__,
+                fallback="in-process",
+                retry_in_s=RETRY_AFTER_S,
+            )
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -36,20 +36,28 @@ async def build_edge(settings: Settings, metrics: ServerMetrics) -> Edge:
     """Redis when ``POSTURE_REDIS_URL`` is set (an unreachable one is logged, then fallen back from)."""
     redis = None
     if settings.redis_url:
-        redis = SharedRedis(settings.redis_url, settings.redis_prefix, settings.redis_timeout_s,
-                            on_error=lambda operation: metrics.redis_errors.labels(operation).inc())
+        redis = SharedRedis(
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.redis_timeout_s,
+            on_error=lambda operation: metrics.redis_errors.labels(operation).inc(),
+        )
         try:
             await redis.call("ping", lambda r: r.ping())
         except RedisUnavailable:
             pass  # logged by the breaker; every caller falls back until Redis answers
     assert settings.database_url is not None
     keys = KeyVerifier(settings.database_url, settings.api_key_cache_s) if auth_required(settings) else None
-    log_event("edge_ready", redis=redact(settings.redis_url) if settings.redis_url else None,
-              api_keys_required=keys is not None)
+    log_event(
+        "edge_ready",
+        redis=redact(settings.redis_url) if settings.redis_url else None,
+        api_keys_required=keys is not None,
+    )
     return Edge(
         limiter=make_limiter(settings.rate_limit_per_s, settings.rate_limit_burst, redis, "client"),
         key_limiter=make_limiter(settings.rate_limit_key_per_s, settings.rate_limit_key_burst, redis, "key"),
         session_store=make_session_store(redis, settings.session_ttl_s),
-        keys=keys, redis=redis,
+        keys=keys,
+        redis=redis,
         alias_cache=AliasCache(redis, settings.model_cache_ttl_s) if redis is not None else None,
     )

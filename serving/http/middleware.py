@@ -69,9 +69,15 @@ class RateLimitMiddleware:
             return
         runtime.metrics.rate_limited.labels("http").inc()
         body = json.dumps({"detail": "rate limit exceeded; slow down"}).encode()
-        await send({
-            "type": "http.response.start", "status": 429,
-            "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", b"1"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

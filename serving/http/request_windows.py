@@ -85,7 +85,9 @@ def _sample_values(samples: Any, spec: WindowSpec, channels: list[str]) -> np.nd
         rows = [len(row) for row in samples]
         bad = next((i for i, n in enumerate(rows) if n != len(channels)), None)
         if bad is not None:
-            raise invalid(("samples", bad), f"row {bad} has {rows[bad]} values; expected {len(channels)} ({', '.join(channels)}).")
+            raise invalid(
+                ("samples", bad), f"row {bad} has {rows[bad]} values; expected {len(channels)} ({', '.join(channels)})."
+            )
         values = np.asarray(samples, dtype=np.float64).reshape(len(samples), len(channels))
         values = values[:, [channels.index(c) for c in spec.channels]]
     with np.errstate(over="ignore"):  # 1e300 is finite here and infinite in the model's float32

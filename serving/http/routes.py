@@ -47,7 +47,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get(
-    "/readyz", response_model=ReadyResponse, tags=["health"], summary="Model loaded and database reachable",
+    "/readyz",
+    response_model=ReadyResponse,
+    tags=["health"],
+    summary="Model loaded and database reachable",
     responses={503: {"model": ReadyResponse, "description": "Not ready; `reasons` says why."}},
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -64,15 +67,21 @@ async def readyz(request: Request) -> JSONResponse:
     if rt.draining:
         reasons.append("shutting down")
     body = ReadyResponse(
-        status="not_ready" if reasons else "ready", reasons=reasons,
+        status="not_ready" if reasons else "ready",
+        reasons=reasons,
         model_version=rt.holder.current.version if rt.holder.loaded else None,
-        database="ok" if database_ok else "unreachable", backlog=rt.store.backlog, rows_dropped=rt.store.rows_dropped,
+        database="ok" if database_ok else "unreachable",
+        backlog=rt.store.backlog,
+        rows_dropped=rt.store.rows_dropped,
     )
     return JSONResponse(body.model_dump(), status_code=503 if reasons else 200)
 
 
 @router.get(
-    "/metrics", response_class=PlainTextResponse, tags=["health"], summary="Prometheus metrics",
+    "/metrics",
+    response_class=PlainTextResponse,
+    tags=["health"],
+    summary="Prometheus metrics",
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
@@ -119,9 +128,14 @@ def add_body_schemas(openapi: dict[str, Any]) -> None:
 
 
 @router.post(
-    "/v1/predict", response_model=PredictResponse, tags=["predict"], summary="Predict every window of a batch of samples",
-    responses={422: {"model": ValidationErrorResponse, "description": "The body names what is wrong."},
-               503: {"model": ErrorResponse, "description": "The server is shutting down."}},
+    "/v1/predict",
+    response_model=PredictResponse,
+    tags=["predict"],
+    summary="Predict every window of a batch of samples",
+    responses={
+        422: {"model": ValidationErrorResponse, "description": "The body names what is wrong."},
+        503: {"model": ErrorResponse, "description": "The server is shutting down."},
+    },
     openapi_extra={"requestBody": PREDICT_BODY},
 )
 async def predict(request: Request) -> Response:
@@ -141,28 +155,51 @@ async def predict(request: Request) -> Response:
     best = probabilities.argmax(axis=1)
     predictions = []
     for index, (row, k, start) in enumerate(zip(probabilities.tolist(), best.tolist(), starts.tolist())):
-        predictions.append({
-            "index": index, "start": start, "end": start + window_s,
-            "label": classes[k], "confidence": row[k], "probabilities": dict(zip(classes, row)),
-            "model_version": served.version,
-        })
+        predictions.append(
+            {
+                "index": index,
+                "start": start,
+                "end": start + window_s,
+                "label": classes[k],
+                "confidence": row[k],
+                "probabilities": dict(zip(classes, row)),
+                "model_version": served.version,
+            }
+        )
     _log(rt, body, served, predictions, latency_ms)
     # Built by hand (response_model documents it) to skip validating every window a second time.
-    answer = {"model_name": served.name, "model_version": served.version, "latency_ms": latency_ms,
-              "predictions": predictions}
+    answer = {
+        "model_name": served.name,
+        "model_version": served.version,
+        "latency_ms": latency_ms,
+        "predictions": predictions,
+    }
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
-def _log(rt: Runtime, body: PredictRequest, served: ServedModel, predictions: list[dict[str, Any]], latency_ms: float) -> None:
+def _log(
+    rt: Runtime, body: PredictRequest, served: ServedModel, predictions: list[dict[str, Any]], latency_ms: float
+) -> None:
     now = datetime.now(timezone.utc)
-    rt.store.add_predictions([
-        PredictionRecord(
-            time=now, session_id=body.session_id, device_id=body.device_id, source="http", model_name=served.name,
-            model_version=served.version, label=p["label"], confidence=p["confidence"], probabilities=p["probabilities"],
-            window_start=p["start"], window_end=p["end"], latency_ms=latency_ms,
-        )
-        for p in predictions
-    ])
+    rt.store.add_predictions(
+        [
+            PredictionRecord(
+                time=now,
+                session_id=body.session_id,
+                device_id=body.device_id,
+                source="http",
+                model_name=served.name,
+                model_version=served.version,
+                label=p["label"],
+                confidence=p["confidence"],
+                probabilities=p["probabilities"],
+                window_start=p["start"],
+                window_end=p["end"],
+                latency_ms=latency_ms,
+            )
+            for p in predictions
+        ]
+    )
     labels = [p["label"] for p in predictions]
     for label in labels:
         rt.metrics.predictions.labels(served.name, served.version, label, "http").inc()

@@ -20,9 +20,7 @@ ROWS_EXAMPLE = {
 # "Exactly one of samples or windows" in JSON Schema: a present, non-null one of the two. A null
 # counts as absent, as in the validator below, so {"samples": null, "windows": [...]} is valid.
 ONE_INPUT = {
-    "oneOf": [
-        {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in ("samples", "windows")
-    ]
+    "oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in ("samples", "windows")]
 }
 
 
@@ -47,7 +45,9 @@ class PredictRequest(BaseModel):
         None, gt=0, le=2000, description="Sampling rate of `samples`; resampled when it differs from the model's."
     )
     t0: float = Field(
-        0.0, ge=-MAX_ABS_T0_S, le=MAX_ABS_T0_S,  # 1e400 read as infinity made every start and end null
+        0.0,
+        ge=-MAX_ABS_T0_S,
+        le=MAX_ABS_T0_S,  # 1e400 read as infinity made every start and end null
         description="Time of the first sample in seconds; window start/end are relative to it.",
     )
     device_id: str | None = Field(None, min_length=1, max_length=128, description="Stored pseudonymised.")

@@ -50,7 +50,9 @@ def create_key(url: str, name: str) -> str:
     key = generate_key()
     with connect(url, begin=True) as conn:
         if conn.execute(select(ApiKey.id).where(ApiKey.name == name)).first() is not None:
-            raise ApiKeyError(f"There is already a key called {name!r}.", "pick another name (names stay taken after revoke).")
+            raise ApiKeyError(
+                f"There is already a key called {name!r}.", "pick another name (names stay taken after revoke)."
+            )
         conn.execute(insert(ApiKey).values(name=name, key_hash=hash_key(key), created_at=datetime.now(UTC)))
     return key
 

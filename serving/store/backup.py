@@ -94,7 +94,9 @@ def _dump_into(command: list[str], env: dict[str, str], sink: BinaryIO, passphra
         for chunk in iter(lambda: process.stdout.read(CHUNK_BYTES), b""):  # type: ignore[union-attr]
             (writer or sink).write(chunk)
         if process.wait() != 0:
-            raise BackupError(f"pg_dump failed: {_first_line(errors)}", "check the database URL and that it is reachable.")
+            raise BackupError(
+                f"pg_dump failed: {_first_line(errors)}", "check the database URL and that it is reachable."
+            )
     if writer is not None:
         writer.close()
 
@@ -121,8 +123,15 @@ def restore_database(path: Path, url: str, passphrase: str | None, clean: bool =
             f"{redact(url)} already holds a prediction store.",
             "restore into a new database (createdb), or pass --clean to replace what it holds.",
         )
-    command = [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-               f"--dbname={target}", *(["--clean", "--if-exists"] if clean else [])]
+    command = [
+        _tool("pg_restore"),
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+        f"--dbname={target}",
+        *(["--clean", "--if-exists"] if clean else []),
+    ]
     with open(path, "rb") as source, tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors, env={**os.environ, **env})
         _feed(process, _plain_chunks(source, passphrase if encrypted else None))

@@ -26,7 +26,9 @@ class ServedStats:
         self._stats: dict[tuple[str, str], _VersionStats] = {}
         self._dirty = False
 
-    def add(self, model_name: str, model_version: str, labels: list[str], confidences: list[float], latency_ms: float) -> None:
+    def add(
+        self, model_name: str, model_version: str, labels: list[str], confidences: list[float], latency_ms: float
+    ) -> None:
         stats = self._stats.setdefault((model_name, model_version), _VersionStats())
         stats.predictions += len(labels)
         stats.confidence_sum += sum(confidences)

@@ -136,8 +136,11 @@ class PredictionStore:
             "session_id": _text(record.session_id),
             "device_hash": pseudonymize(_text(record.device_id), self._anon_key),
             "client_hash": pseudonymize(_text(record.client_address), self._anon_key),
-            "opened_at": as_utc(record.opened_at), "closed_at": as_utc(record.closed_at),
-            "frames": int(record.frames), "predictions": int(record.predictions), "errors": int(record.errors),
+            "opened_at": as_utc(record.opened_at),
+            "closed_at": as_utc(record.closed_at),
+            "frames": int(record.frames),
+            "predictions": int(record.predictions),
+            "errors": int(record.errors),
             "close_code": None if record.close_code is None else int(record.close_code),
         }
         self._enqueue([("connections", row)])
@@ -146,22 +149,36 @@ class PredictionStore:
         self, model_name: str, model_version: str, metrics: dict[str, float], dataset: str | None
     ) -> None:
         now = datetime.now(UTC)
-        self._enqueue([
-            ("model_metrics", {
-                "model_name": _text(model_name), "model_version": _text(model_version), "metric": _text(metric),
-                "value": _finite(value), "dataset": _text(dataset), "recorded_at": now,
-            })
-            for metric, value in metrics.items()
-        ])
+        self._enqueue(
+            [
+                (
+                    "model_metrics",
+                    {
+                        "model_name": _text(model_name),
+                        "model_version": _text(model_version),
+                        "metric": _text(metric),
+                        "value": _finite(value),
+                        "dataset": _text(dataset),
+                        "recorded_at": now,
+                    },
+                )
+                for metric, value in metrics.items()
+            ]
+        )
 
     def _prediction_row(self, record: PredictionRecord) -> dict[str, Any]:
         return {
-            "time": as_utc(record.time), "session_id": _text(record.session_id),
-            "device_hash": pseudonymize(_text(record.device_id), self._anon_key), "source": _text(record.source),
-            "model_name": _text(record.model_name), "model_version": _text(record.model_version),
-            "label": _text(record.label), "confidence": _finite(record.confidence),
+            "time": as_utc(record.time),
+            "session_id": _text(record.session_id),
+            "device_hash": pseudonymize(_text(record.device_id), self._anon_key),
+            "source": _text(record.source),
+            "model_name": _text(record.model_name),
+            "model_version": _text(record.model_version),
+            "label": _text(record.label),
+            "confidence": _finite(record.confidence),
             "probabilities": {str(label): _finite(p) for label, p in record.probabilities.items()},
-            "window_start": _finite(record.window_start), "window_end": _finite(record.window_end),
+            "window_start": _finite(record.window_start),
+            "window_end": _finite(record.window_end),
             "latency_ms": _finite(record.latency_ms),
         }
 
@@ -309,18 +326,31 @@ class PredictionStore:
         except Exception as err:
             self._database_refused_at_close = True
             self.rows_dropped += len(items)
-            _log(logging.ERROR, "store_rows_dropped", rows=len(items), error=str(spool_error),
-                 database_error=error_reason(err))
+            _log(
+                logging.ERROR,
+                "store_rows_dropped",
+                rows=len(items),
+                error=str(spool_error),
+                database_error=error_reason(err),
+            )
             return
         self._count_written(items)
-        _log(logging.WARNING, "store_rows_written_out_of_order", rows=len(items), backlog=self.backlog,
-             error=str(spool_error))
+        _log(
+            logging.WARNING,
+            "store_rows_written_out_of_order",
+            rows=len(items),
+            backlog=self.backlog,
+            error=str(spool_error),
+        )
 
     def _database_failed(self, err: BaseException) -> None:
         self._retry_at = time.monotonic() + self._backoff
         _log(
-            logging.WARNING, "store_database_unavailable",
-            database=redact(self.url), error=error_reason(err), retry_in_s=self._backoff,
+            logging.WARNING,
+            "store_database_unavailable",
+            database=redact(self.url),
+            error=error_reason(err),
+            retry_in_s=self._backoff,
         )
         self._backoff = min(self._backoff * 2, RETRY_MAX_S)
 

@@ -104,7 +104,7 @@ class Spool:
         start = os.lseek(fd, 0, os.SEEK_END)
         try:
             while data:
-                data = data[os.write(fd, data):]
+                data = data[os.write(fd, data) :]
             os.fsync(fd)
         except OSError:
             os.ftruncate(fd, start)  # never leave a torn line for later appends to follow

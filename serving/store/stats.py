@@ -58,16 +58,24 @@ def _by_label(conn: Connection, where: list[ColumnElement[bool]]) -> list[dict[s
 def _by_model(conn: Connection, where: list[ColumnElement[bool]]) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(
-            Prediction.model_name, Prediction.model_version, func.count(),
-            func.avg(Prediction.confidence), func.max(Prediction.time),
+            Prediction.model_name,
+            Prediction.model_version,
+            func.count(),
+            func.avg(Prediction.confidence),
+            func.max(Prediction.time),
         )
         .where(*where)
         .group_by(Prediction.model_name, Prediction.model_version)
         .order_by(Prediction.model_name, func.max(Prediction.time))
     )
     return [
-        {"model_name": name, "model_version": version, "count": n,
-         "mean_confidence": None if mean is None else float(mean), "last": as_utc(last)}
+        {
+            "model_name": name,
+            "model_version": version,
+            "count": n,
+            "mean_confidence": None if mean is None else float(mean),
+            "last": as_utc(last),
+        }
         for name, version, n, mean, last in rows
     ]
 
@@ -89,9 +97,13 @@ def _latency_percentiles(conn: Connection, where: list[ColumnElement[bool]]) -> 
 def _sqlite_percentile(conn: Connection, measured: list[ColumnElement[bool]], n: int, p: float) -> float:
     position = p * (n - 1)
     rank = math.floor(position)
-    values = conn.execute(
-        select(Prediction.latency_ms).where(*measured).order_by(Prediction.latency_ms).limit(2).offset(rank)
-    ).scalars().all()
+    values = (
+        conn.execute(
+            select(Prediction.latency_ms).where(*measured).order_by(Prediction.latency_ms).limit(2).offset(rank)
+        )
+        .scalars()
+        .all()
+    )
     if len(values) == 1:
         return values[0]
     return values[0] + (position - rank) * (values[1] - values[0])
@@ -114,6 +126,10 @@ def _sessions(conn: Connection, since: datetime | None, device_hash: str | None)
     ).one()
     total, still_open, frames, predictions, errors = (int(value) for value in row)  # PostgreSQL sums are numeric
     return {
-        "total": total, "open": still_open, "frames": frames, "predictions": predictions,
-        "errors": errors, "error_rate": errors / frames if frames else None,
+        "total": total,
+        "open": still_open,
+        "frames": frames,
+        "predictions": predictions,
+        "errors": errors,
+        "error_rate": errors / frames if frames else None,
     }

@@ -26,8 +26,18 @@ from serving.store.spool import Item
 from serving.store.spool import SpooledBatch as SpoolBatch
 
 PREDICTION_COLUMNS = (
-    "time", "session_id", "device_hash", "source", "model_name", "model_version", "label",
-    "confidence", "probabilities", "window_start", "window_end", "latency_ms",
+    "time",
+    "session_id",
+    "device_hash",
+    "source",
+    "model_name",
+    "model_version",
+    "label",
+    "confidence",
+    "probabilities",
+    "window_start",
+    "window_end",
+    "latency_ms",
 )
 _COPY_PREDICTIONS = f"COPY predictions ({', '.join(PREDICTION_COLUMNS)}) FROM STDIN"
 # Rows per SQLite INSERT: 12 columns x 400 stays far under its 32,766 bound variables.
@@ -92,9 +102,7 @@ def _copy_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     # COPY on the transaction's own psycopg connection: it commits or rolls back with it.
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(_COPY_PREDICTIONS) as copy:
         for row in rows:
-            copy.write_row(
-                [Jsonb(row[name]) if name == "probabilities" else row[name] for name in PREDICTION_COLUMNS]
-            )
+            copy.write_row([Jsonb(row[name]) if name == "probabilities" else row[name] for name in PREDICTION_COLUMNS])
 
 
 def _upsert_connections(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -127,7 +127,11 @@ class StreamWindower:
     """Frames in the client's channel order and rate -> the model's windows and start times."""
 
     def __init__(
-        self, spec: WindowSpec, channels: Sequence[str], rate_hz: float, max_gap_s: float,
+        self,
+        spec: WindowSpec,
+        channels: Sequence[str],
+        rate_hz: float,
+        max_gap_s: float,
         max_samples: int | None = None,
     ) -> None:
         missing = [c for c in spec.channels if c not in channels]
@@ -153,8 +157,12 @@ class StreamWindower:
 
     def state(self) -> dict[str, Any]:
         """What a resumed session needs to cut the same windows (at most one window of samples)."""
-        return {"origin": self.origin, "n_in": self._n_in, "resampler": self._resampler.state(),
-                "buffer": self._buffer.state()}
+        return {
+            "origin": self.origin,
+            "n_in": self._n_in,
+            "resampler": self._resampler.state(),
+            "buffer": self._buffer.state(),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue a saved stream. A client may send again what it was unsure had arrived:
@@ -189,9 +197,12 @@ class StreamWindower:
             return
         made = self.grid_samples(rows)
         if made > self.max_samples:
-            raise FrameError("too_many_samples", f"{rows} rows at {self.rate_hz:g} Hz make {made} samples on the "
-                                                 f"model's {self.spec.rate_hz:g} Hz grid; the limit is "
-                                                 f"{self.max_samples} a frame. Fix: send fewer rows per frame.")
+            raise FrameError(
+                "too_many_samples",
+                f"{rows} rows at {self.rate_hz:g} Hz make {made} samples on the "
+                f"model's {self.spec.rate_hz:g} Hz grid; the limit is "
+                f"{self.max_samples} a frame. Fix: send fewer rows per frame.",
+            )
 
     def _skip_replayed(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, float | None]:
         """Drop the rows of a replayed frame that the resumed session already has."""

@@ -99,7 +99,8 @@ def parse_binary(data: bytes, n_channels: int, max_samples: int) -> Samples:
     row_bytes = BINARY_DTYPE.itemsize * n_channels
     if not data or len(data) % row_bytes:
         raise FrameError(
-            "bad_frame", f"binary frame of {len(data)} bytes is not whole rows of {n_channels} float32 ({row_bytes} bytes)"
+            "bad_frame",
+            f"binary frame of {len(data)} bytes is not whole rows of {n_channels} float32 ({row_bytes} bytes)",
         )
     if len(data) // row_bytes > max_samples:
         raise FrameTooBig(f"{len(data) // row_bytes} rows in one frame; the limit is {max_samples}")
@@ -127,7 +128,9 @@ def parse_hello(message: dict[str, Any]) -> Hello:
     session_id = message.get("session_id")
     if session_id is not None and (not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id)):
         raise FrameError("bad_hello", "session_id must be the session_id of an earlier ready message")
-    return Hello(device_id, float(rate) if rate is not None else None, tuple(channels) if channels else None, session_id)
+    return Hello(
+        device_id, float(rate) if rate is not None else None, tuple(channels) if channels else None, session_id
+    )
 
 
 def _sample_rows(rows: Any, n_channels: int, max_samples: int) -> np.ndarray:
@@ -189,14 +192,23 @@ def error_message(code: str, detail: str) -> dict[str, Any]:
 
 
 def ready_message(
-    session_id: str, model: dict[str, Any], rate_hz: float, channels: tuple[str, ...], limits: dict[str, float],
+    session_id: str,
+    model: dict[str, Any],
+    rate_hz: float,
+    channels: tuple[str, ...],
+    limits: dict[str, float],
     next_t: float | None = None,
 ) -> dict[str, Any]:
     """Sent once, before anything else: the session id, the model, the frame layout in force, the
     limits; and whether an earlier session was resumed (then ``next_t``: the next sample it expects)."""
     message = {
-        "type": "ready", "session_id": session_id, "model": model, "rate_hz": rate_hz, "channels": list(channels),
-        "limits": limits, "resumed": next_t is not None,
+        "type": "ready",
+        "session_id": session_id,
+        "model": model,
+        "rate_hz": rate_hz,
+        "channels": list(channels),
+        "limits": limits,
+        "resumed": next_t is not None,
     }
     if next_t is not None:
         message["next_t"] = next_t
@@ -204,8 +216,15 @@ def ready_message(
 
 
 def prediction_message(
-    *, session_id: str, window_start: float, window_end: float, classes: tuple[str, ...],
-    probabilities: list[float], smoothed: list[float], model_version: str | None, latency_ms: float,
+    *,
+    session_id: str,
+    window_start: float,
+    window_end: float,
+    classes: tuple[str, ...],
+    probabilities: list[float],
+    smoothed: list[float],
+    model_version: str | None,
+    latency_ms: float,
 ) -> dict[str, Any]:
     """One completed window: the raw and the causally smoothed prediction (rows in ``classes`` order)."""
     best = max(range(len(classes)), key=probabilities.__getitem__)  # the first of ties, as argmax

@@ -68,7 +68,9 @@ class SensorLoggerPush(BaseModel):
 class PushResponse(BaseModel):
     session_id: str = Field(description="The server's stream session fed by this app session.")
     samples: int = Field(description="Rows this push added on the model's grid (later ones wait for both sensors).")
-    predictions: list[dict[str, Any]] = Field(description="Windows this push completed: the stream's prediction messages.")
+    predictions: list[dict[str, Any]] = Field(
+        description="Windows this push completed: the stream's prediction messages."
+    )
     errors: list[dict[str, Any]] = Field(description="The stream's error messages for this push.")
     duplicate: bool = Field(False, description="True when messageId was seen already (nothing was added).")
 
@@ -134,16 +136,22 @@ class PushStream:
 
 
 @router.post(
-    "/v1/push/sensorlogger", response_model=PushResponse, tags=["push"],
+    "/v1/push/sensorlogger",
+    response_model=PushResponse,
+    tags=["push"],
     summary="Sensor Logger app HTTP push: accelerometer + gyroscope into a stream session",
-    responses={400: {"model": ErrorResponse, "description": "The body cannot be read (not UTF-8)."},
-               413: {"model": ErrorResponse, "description": "Too many readings in one push."},
-               422: {"model": ValidationErrorResponse | ErrorResponse,
-                     "description": "A body that is not a push (FastAPI's list of errors), or readings the model "
-                                    "cannot use: no gravity, no gyroscope, wrong units, values out of range, or "
-                                    "spread over too long a time for one push (one `detail` string)."},
-               429: {"model": ErrorResponse, "description": "The session was closed for flooding."},
-               503: {"model": ErrorResponse, "description": "The server is shutting down."}},
+    responses={
+        400: {"model": ErrorResponse, "description": "The body cannot be read (not UTF-8)."},
+        413: {"model": ErrorResponse, "description": "Too many readings in one push."},
+        422: {
+            "model": ValidationErrorResponse | ErrorResponse,
+            "description": "A body that is not a push (FastAPI's list of errors), or readings the model "
+            "cannot use: no gravity, no gyroscope, wrong units, values out of range, or "
+            "spread over too long a time for one push (one `detail` string).",
+        },
+        429: {"model": ErrorResponse, "description": "The session was closed for flooding."},
+        503: {"model": ErrorResponse, "description": "The server is shutting down."},
+    },
 )
 async def push_sensorlogger(body: SensorLoggerPush, request: Request) -> PushResponse:
     runtime: Runtime = request.app.state.runtime
@@ -166,7 +174,8 @@ async def push_sensorlogger(body: SensorLoggerPush, request: Request) -> PushRes
         code = stream.socket.close_code
         raise HTTPException(CLOSE_STATUS.get(code, 503), f"the stream session was closed ({code})")
     return PushResponse(
-        session_id=stream.session.id, samples=samples,
+        session_id=stream.session.id,
+        samples=samples,
         predictions=[m for m in messages if m.get("type") == "prediction"],
         errors=[m for m in messages if m.get("type") == "error"],
     )
@@ -195,10 +204,18 @@ def _stream_for(request: Request, runtime: "Runtime", body: SensorLoggerPush) ->
     channels = tuple(spec.channels)
     with_gyro = any(c in GYRO_CHANNELS for c in channels)
     socket = PushSocket(request.client.host if request.client else None)
-    stream = PushStream(socket, StreamSession(socket, runtime),  # type: ignore[arg-type]  (duck-typed WebSocket)
-                        ImuAligner(spec.rate_hz, 2 if with_gyro else 1, runtime.settings.max_gap_s,
-                                   WorkLimits.of(runtime.settings).max_grid_samples),
-                        ACC_CHANNELS + GYRO_CHANNELS if with_gyro else ACC_CHANNELS, body.deviceId)
+    stream = PushStream(
+        socket,
+        StreamSession(socket, runtime),  # type: ignore[arg-type]  (duck-typed WebSocket)
+        ImuAligner(
+            spec.rate_hz,
+            2 if with_gyro else 1,
+            runtime.settings.max_gap_s,
+            WorkLimits.of(runtime.settings).max_grid_samples,
+        ),
+        ACC_CHANNELS + GYRO_CHANNELS if with_gyro else ACC_CHANNELS,
+        body.deviceId,
+    )
     stream.task = asyncio.create_task(stream.session.run(), name=f"sensorlogger-{stream.session.id}")
     stream.task.add_done_callback(lambda _: streams.pop(key, None) if streams.get(key) is stream else None)
     streams[key] = stream
@@ -218,7 +235,9 @@ def group_readings(payload: list[Reading]) -> dict[str, NsReadings]:
                 raise TypeError
             xyz = [float(value) for value in raw]
         except (KeyError, TypeError):
-            raise HTTPException(422, f"payload[{index}] ({reading.name}): values must hold numbers x, y and z") from None
+            raise HTTPException(
+                422, f"payload[{index}] ({reading.name}): values must hold numbers x, y and z"
+            ) from None
         except OverflowError:  # an integer literal beyond float range, such as 1 followed by 400 zeros
             raise HTTPException(422, f"payload[{index}] ({reading.name}): x, y and z must be finite") from None
         if not all(map(math.isfinite, xyz)):
@@ -239,9 +258,12 @@ def acceleration(readings: dict[str, NsReadings]) -> NsReadings | None:
         aligned = np.column_stack([np.interp(t, tg[order], gravity[order, axis]) for axis in range(3)])
         return t, user + aligned
     if USER in readings:
-        raise HTTPException(422, "Sensor Logger's 'accelerometer' has gravity removed and this push has neither "
-                                 "'totalacceleration' nor 'gravity'. "
-                                 "Fix: enable Total Acceleration (or Gravity) in the app.")
+        raise HTTPException(
+            422,
+            "Sensor Logger's 'accelerometer' has gravity removed and this push has neither "
+            "'totalacceleration' nor 'gravity'. "
+            "Fix: enable Total Acceleration (or Gravity) in the app.",
+        )
     return None
 
 
@@ -251,30 +273,60 @@ def _frames(stream: PushStream, readings: dict[str, NsReadings], runtime: "Runti
     batches = [_seconds(stream, acc)]
     if len(stream.channels) > 3:
         if GYRO not in readings and acc is not None and len(stream.aligner.tracks[1].t) == 0:
-            raise HTTPException(422, "the model needs the gyroscope and this push has none. "
-                                     "Fix: enable Gyroscope in the app.")
+            raise HTTPException(
+                422, "the model needs the gyroscope and this push has none. Fix: enable Gyroscope in the app."
+            )
         batches.append(_seconds(stream, readings.get(GYRO)))
     if acc is not None and len(stream.aligner.tracks[0].t) == 0 and looks_like_g(acc[1]):
-        raise HTTPException(422, "the acceleration's magnitude is about 1, which looks like g; Sensor Logger sends m/s^2. "
-                                 "Fix: check the app's unit settings.")
+        raise HTTPException(
+            422,
+            "the acceleration's magnitude is about 1, which looks like g; Sensor Logger sends m/s^2. "
+            "Fix: check the app's unit settings.",
+        )
     try:
         aligned = stream.aligner.push(batches)
     except TooManyRows as err:
         problem = WorkLimits.of(runtime.settings).grid_problem(err.rows, "this push")
-        raise HTTPException(422, f"{problem} Fix: push more often (a batch period of about 1 s), and check "
-                                 "that times are nanoseconds since the epoch.") from None
-    frames = [] if stream.greeted else [json.dumps({"type": "hello", "device_id": stream.device_id,
-                                                    "rate_hz": stream.aligner.rate_hz, "channels": list(stream.channels)})]
+        raise HTTPException(
+            422,
+            f"{problem} Fix: push more often (a batch period of about 1 s), and check "
+            "that times are nanoseconds since the epoch.",
+        ) from None
+    frames = (
+        []
+        if stream.greeted
+        else [
+            json.dumps(
+                {
+                    "type": "hello",
+                    "device_id": stream.device_id,
+                    "rate_hz": stream.aligner.rate_hz,
+                    "channels": list(stream.channels),
+                }
+            )
+        ]
+    )
     stream.greeted = True
     if aligned is None:
         return frames, 0
     t0, rows = aligned
     settings = runtime.settings
-    per_frame = max(1, min(settings.max_samples_per_frame,
-                           (settings.max_frame_bytes - 64) // (len(stream.channels) * JSON_CHARS_PER_VALUE + 4)))
+    per_frame = max(
+        1,
+        min(
+            settings.max_samples_per_frame,
+            (settings.max_frame_bytes - 64) // (len(stream.channels) * JSON_CHARS_PER_VALUE + 4),
+        ),
+    )
     for start in range(0, len(rows), per_frame):
-        frames.append(json.dumps({"samples": rows[start : start + per_frame].tolist(),
-                                  "t0": round(t0 + start / stream.aligner.rate_hz, 6)}))
+        frames.append(
+            json.dumps(
+                {
+                    "samples": rows[start : start + per_frame].tolist(),
+                    "t0": round(t0 + start / stream.aligner.rate_hz, 6),
+                }
+            )
+        )
     return frames, len(rows)
 
 

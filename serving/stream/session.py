@@ -153,7 +153,9 @@ class StreamSession:
     async def _handle(self, text: str | None, data: bytes | None, received: float) -> None:
         limit = self.rt.settings.max_samples_per_frame
         n_channels = len(self._channels())
-        parsed = parse_binary(data, n_channels, limit) if data is not None else parse_text(text or "", n_channels, limit)
+        parsed = (
+            parse_binary(data, n_channels, limit) if data is not None else parse_text(text or "", n_channels, limit)
+        )
         if isinstance(parsed, Hello):
             if self._hello is not None:
                 raise FrameError("bad_hello", "hello must be the first message of a session")
@@ -188,13 +190,26 @@ class StreamSession:
         assert self._windower is not None
         self._record(closed=False)
         limits = {key: getattr(self.rt.settings, key) for key in READY_LIMITS}
-        await self._send(ready_message(self.id, served.describe(), self._windower.rate_hz, self._windower.channels,
-                                       limits, next_t=self._windower.next_t if resumed else None))
+        await self._send(
+            ready_message(
+                self.id,
+                served.describe(),
+                self._windower.rate_hz,
+                self._windower.channels,
+                limits,
+                next_t=self._windower.next_t if resumed else None,
+            )
+        )
 
     def _new_windower(self, served: ServedModel, hello: Hello) -> StreamWindower:
         spec = served.spec
-        return StreamWindower(spec, hello.channels or spec.channels, hello.rate_hz or spec.rate_hz,
-                              self.rt.settings.max_gap_s, self._limits.max_grid_samples)
+        return StreamWindower(
+            spec,
+            hello.channels or spec.channels,
+            hello.rate_hz or spec.rate_hz,
+            self.rt.settings.max_gap_s,
+            self._limits.max_grid_samples,
+        )
 
     def _channels(self) -> tuple[str, ...]:
         return self._windower.channels if self._windower else self.rt.holder.current.spec.channels
@@ -225,7 +240,9 @@ class StreamSession:
         log_event("session_rewindowed", session_id=self.id, version=served.version)
         return self._windower
 
-    async def _emit(self, served: ServedModel, starts: np.ndarray, probabilities: np.ndarray, latency_ms: float) -> None:
+    async def _emit(
+        self, served: ServedModel, starts: np.ndarray, probabilities: np.ndarray, latency_ms: float
+    ) -> None:
         """Log first (nothing is lost if the client is gone), then send one message per window."""
         classes, window_s = served.classes, served.spec.window_s
         # Plain lists from here on: a window is a handful of numbers, and numpy's per-call
@@ -234,22 +251,39 @@ class StreamSession:
         labels = [classes[k] for k in best]
         confidences = [row[k] for row, k in zip(rows, best)]
         now = datetime.now(timezone.utc)
-        self.rt.store.add_predictions([
-            PredictionRecord(
-                time=now, session_id=self.id, device_id=self.device_id, source="ws", model_name=served.name,
-                model_version=served.version, label=label, confidence=confidence,
-                probabilities=dict(zip(classes, row)), window_start=start, window_end=start + window_s,
-                latency_ms=latency_ms,
-            )
-            for label, confidence, row, start in zip(labels, confidences, rows, begins)
-        ])
+        self.rt.store.add_predictions(
+            [
+                PredictionRecord(
+                    time=now,
+                    session_id=self.id,
+                    device_id=self.device_id,
+                    source="ws",
+                    model_name=served.name,
+                    model_version=served.version,
+                    label=label,
+                    confidence=confidence,
+                    probabilities=dict(zip(classes, row)),
+                    window_start=start,
+                    window_end=start + window_s,
+                    latency_ms=latency_ms,
+                )
+                for label, confidence, row, start in zip(labels, confidences, rows, begins)
+            ]
+        )
         self._count(served, labels, confidences, latency_ms)
         for row, start in zip(rows, begins):
-            await self._send(prediction_message(
-                session_id=self.id, window_start=start, window_end=start + window_s, classes=classes,
-                probabilities=row, smoothed=self._smooth(served, row), model_version=served.version,
-                latency_ms=latency_ms,
-            ))
+            await self._send(
+                prediction_message(
+                    session_id=self.id,
+                    window_start=start,
+                    window_end=start + window_s,
+                    classes=classes,
+                    probabilities=row,
+                    smoothed=self._smooth(served, row),
+                    model_version=served.version,
+                    latency_ms=latency_ms,
+                )
+            )
         # Saved after sending: a crash in between repeats a window on resume rather than losing it.
         await self._save_state()
 
@@ -288,11 +322,19 @@ class StreamSession:
                 self._closing = True  # the client is gone; the receive loop sees the disconnect
 
     def _record(self, closed: bool) -> None:
-        self.rt.store.add_connection(ConnectionRecord(
-            session_id=self.id, device_id=self.device_id, client_address=self.address, opened_at=self.opened_at,
-            closed_at=datetime.now(timezone.utc) if closed else None, frames=self.frames,
-            predictions=self.predictions, errors=self.errors, close_code=self.close_code if closed else None,
-        ))
+        self.rt.store.add_connection(
+            ConnectionRecord(
+                session_id=self.id,
+                device_id=self.device_id,
+                client_address=self.address,
+                opened_at=self.opened_at,
+                closed_at=datetime.now(timezone.utc) if closed else None,
+                frames=self.frames,
+                predictions=self.predictions,
+                errors=self.errors,
+                close_code=self.close_code if closed else None,
+            )
+        )
 
     async def _finish(self) -> None:
         self.rt.sessions.discard(self)
@@ -304,9 +346,15 @@ class StreamSession:
                 await self._save_state(drop=self.close_code == 1000, live=False)
         finally:
             self._record(closed=True)  # the connections row is written whatever the state store did
-        log_event("session_closed", session_id=self.id, close_code=self.close_code, frames=self.frames,
-                  predictions=self.predictions, errors=self.errors,
-                  duration_s=round((datetime.now(timezone.utc) - self.opened_at).total_seconds(), 3))
+        log_event(
+            "session_closed",
+            session_id=self.id,
+            close_code=self.close_code,
+            frames=self.frames,
+            predictions=self.predictions,
+            errors=self.errors,
+            duration_s=round((datetime.now(timezone.utc) - self.opened_at).total_seconds(), 3),
+        )
 
     def _snapshot_bytes(self) -> bytes:
         return self._snapshot().to_bytes()
@@ -315,10 +363,19 @@ class StreamSession:
         assert self._windower is not None
         windower = self._windower
         return SessionSnapshot(
-            session_id=self.id, device_id=self.device_id, rate_hz=windower.rate_hz, channels=list(windower.channels),
-            opened_at=self.opened_at.isoformat(), frames=self.frames, predictions=self.predictions, errors=self.errors,
-            spec=windower.spec.to_dict(), windower=windower.state(),
-            belief=self._belief, belief_classes=list(self._belief_classes), context=self._context.state(),
+            session_id=self.id,
+            device_id=self.device_id,
+            rate_hz=windower.rate_hz,
+            channels=list(windower.channels),
+            opened_at=self.opened_at.isoformat(),
+            frames=self.frames,
+            predictions=self.predictions,
+            errors=self.errors,
+            spec=windower.spec.to_dict(),
+            windower=windower.state(),
+            belief=self._belief,
+            belief_classes=list(self._belief_classes),
+            context=self._context.state(),
         )
 
     async def _resume(self, hello: Hello) -> bool:
@@ -330,8 +387,13 @@ class StreamSession:
             reason = "unknown, expired or another key's" if saved is None else "the hello's layout differs"
             log_event("session_not_resumed", session_id=hello.session_id, reason=reason)
             return False
-        windower = StreamWindower(WindowSpec.from_dict(saved.spec), saved.channels, saved.rate_hz,
-                                  self.rt.settings.max_gap_s, self._limits.max_grid_samples)
+        windower = StreamWindower(
+            WindowSpec.from_dict(saved.spec),
+            saved.channels,
+            saved.rate_hz,
+            self.rt.settings.max_gap_s,
+            self._limits.max_grid_samples,
+        )
         windower.restore(saved.windower)  # a reload since then to another windowing: _windower_for rebuilds it
         self.id, self.device_id, self._windower = saved.session_id, saved.device_id, windower
         self._hello = Hello(saved.device_id, saved.rate_hz, tuple(saved.channels))
@@ -345,7 +407,10 @@ class StreamSession:
 
     async def _save_state(self, drop: bool = False, live: bool = True) -> None:
         snapshot = None if drop else self._snapshot_bytes
-        if not await self.rt.edge.session_store.save(self.id, self.connection, self.api_key, snapshot, live) and not drop:
+        if (
+            not await self.rt.edge.session_store.save(self.id, self.connection, self.api_key, snapshot, live)
+            and not drop
+        ):
             # Resumed on another connection: this one is stale and must not write over it.
             log_event("session_taken_over", session_id=self.id)
             await self.close(CLOSE_POLICY_VIOLATION, "session resumed on another connection")
@@ -362,4 +427,9 @@ def _layout_matches(saved: SessionSnapshot, hello: Hello) -> bool:
 
 def _same_windowing(windower: StreamWindower, served: ServedModel) -> bool:
     a, b = windower.spec, served.spec
-    return (a.rate_hz, a.window_samples, a.hop_samples, a.channels) == (b.rate_hz, b.window_samples, b.hop_samples, b.channels)
+    return (a.rate_hz, a.window_samples, a.hop_samples, a.channels) == (
+        b.rate_hz,
+        b.window_samples,
+        b.hop_samples,
+        b.channels,
+    )

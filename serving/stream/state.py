@@ -57,8 +57,11 @@ def _encode_array(value: Any) -> Any:
     if isinstance(value, np.generic):  # a numpy scalar (orjson takes only Python numbers)
         return value.item()
     if isinstance(value, np.ndarray):
-        return {"__ndarray__": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
-                "dtype": value.dtype.str, "shape": list(value.shape)}
+        return {
+            "__ndarray__": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
+            "dtype": value.dtype.str,
+            "shape": list(value.shape),
+        }
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
@@ -73,8 +76,9 @@ Snapshot = Callable[[], bytes]  # a session's state, serialised when the store n
 
 
 class SessionStore(Protocol):
-    async def save(self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None,
-                   live: bool = False) -> bool:
+    async def save(
+        self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None, live: bool = False
+    ) -> bool:
         """Store (``snapshot`` None: delete) the session's state; False when another connection owns it now.
 
         ``live``: the session is still open in this process and saves again after every
@@ -106,8 +110,9 @@ class LocalSessionStore:
         entry = self._entries.get(session_id)
         return entry if entry is not None and entry[3] > self._clock() else None
 
-    async def save(self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None,
-                   live: bool = False) -> bool:
+    async def save(
+        self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None, live: bool = False
+    ) -> bool:
         entry = self._live(session_id)
         if entry is not None and entry[0] != owner:
             return False
@@ -165,8 +170,9 @@ class RedisSessionStore:
         self.shared, self.ttl_ms = shared, max(1, int(ttl_s * 1000))
         self._save, self._claim = shared.script(SAVE_LUA), shared.script(CLAIM_LUA)
 
-    async def save(self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None,
-                   live: bool = False) -> bool:
+    async def save(
+        self, session_id: str, owner: str, auth: str | None, snapshot: Snapshot | None, live: bool = False
+    ) -> bool:
         args = [owner, auth or "", snapshot() if snapshot is not None else b"", self.ttl_ms]
         key = self.shared.key("session", session_id)
         try:

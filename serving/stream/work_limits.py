@@ -45,15 +45,18 @@ class WorkLimits:
         floor = self.min_rate_hz(model_rate_hz)
         if rate_hz >= floor:
             return None
-        return (f"rate_hz {rate_hz:g} is below {floor:g} Hz, the model's {model_rate_hz:g} Hz / "
-                f"{self.max_upsampling:g} (POSTURE_MAX_UPSAMPLING). Fix: sample at {floor:g} Hz or faster.")
+        return (
+            f"rate_hz {rate_hz:g} is below {floor:g} Hz, the model's {model_rate_hz:g} Hz / "
+            f"{self.max_upsampling:g} (POSTURE_MAX_UPSAMPLING). Fix: sample at {floor:g} Hz or faster."
+        )
 
     def grid_problem(self, samples: int, what: str) -> str | None:
         """Why ``what``, which makes ``samples`` samples on the model's grid, is refused; None when it is not."""
         if samples <= self.max_grid_samples:
             return None
-        return (f"{what} makes {samples} samples on the model's grid; the limit is {self.max_grid_samples} "
-                f"({LIMIT_NAMES}).")
+        return (
+            f"{what} makes {samples} samples on the model's grid; the limit is {self.max_grid_samples} ({LIMIT_NAMES})."
+        )
 
     def tokens(self, grid_samples: int) -> int:
         """Rate-limit tokens of a frame: one per ``max_samples_per_frame`` samples it makes on the

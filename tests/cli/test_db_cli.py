@@ -46,9 +46,18 @@ def posture(env: dict[str, str], *args: str, code: int = 0) -> str:
 
 def prediction(moment: datetime, device: str, label: str, version: str, latency: float) -> PredictionRecord:
     return PredictionRecord(
-        time=moment, session_id=f"s-{device}", device_id=device, source="ws", model_name="posture",
-        model_version=version, label=label, confidence=0.75, probabilities={label: 0.75},
-        window_start=0.0, window_end=2.0, latency_ms=latency,
+        time=moment,
+        session_id=f"s-{device}",
+        device_id=device,
+        source="ws",
+        model_name="posture",
+        model_version=version,
+        label=label,
+        confidence=0.75,
+        probabilities={label: 0.75},
+        window_start=0.0,
+        window_end=2.0,
+        latency_ms=latency,
     )
 
 
@@ -60,11 +69,18 @@ def fill(url: str, spool_dir: Path) -> None:
     async def scenario() -> None:
         store = PredictionStore(url, spool_dir, KEY, batch_size=40)
         await store.start()
-        store.add_predictions([
-            prediction(now - timedelta(minutes=5), "watch-1" if i < 60 else "phone-2",
-                       "sitting" if i % 4 else "walking", "1" if i < 30 else "2", latency)
-            for i, latency in enumerate(LATENCIES)
-        ])
+        store.add_predictions(
+            [
+                prediction(
+                    now - timedelta(minutes=5),
+                    "watch-1" if i < 60 else "phone-2",
+                    "sitting" if i % 4 else "walking",
+                    "1" if i < 30 else "2",
+                    latency,
+                )
+                for i, latency in enumerate(LATENCIES)
+            ]
+        )
         store.add_predictions([prediction(now - timedelta(days=2), "phone-2", "lying", "1", 500.0)] * 10)
         store.add_connection(ConnectionRecord("s-watch-1", "watch-1", "10.0.0.7", now, now, 200, 60, 5, 1000))
         store.add_connection(ConnectionRecord("s-phone-2", "phone-2", "10.0.0.8", now, None, 300, 50, 0, None))
@@ -91,7 +107,12 @@ def test_stats_summarise_labels_versions_sessions_and_latency(
     assert {row["label"]: row["count"] for row in every["by_label"]} == {"sitting": 75, "walking": 25, "lying": 10}
     assert {row["model_version"]: row["count"] for row in every["by_model"]} == {"1": 40, "2": 70}
     assert every["sessions"] == {
-        "total": 2, "open": 1, "frames": 500, "predictions": 110, "errors": 5, "error_rate": 0.01,
+        "total": 2,
+        "open": 1,
+        "frames": 500,
+        "predictions": 110,
+        "errors": 5,
+        "error_rate": 0.01,
     }
 
     recent = json.loads(posture(cli_env, "db", "stats", "--database-url", db_url, "--since", "1h", "--json"))
@@ -103,8 +124,12 @@ def test_stats_summarise_labels_versions_sessions_and_latency(
     watch = json.loads(posture(cli_env, "db", "stats", "--database-url", db_url, "--device", "watch-1", "--json"))
     assert watch["predictions"]["total"] == 60 and watch["sessions"]["total"] == 1
     assert watch["sessions"]["error_rate"] == pytest.approx(5 / 200)
-    assert json.loads(posture(cli_env, "db", "stats", "--database-url", db_url, "--device", "nobody", "--json"))[
-        "predictions"]["total"] == 0
+    assert (
+        json.loads(posture(cli_env, "db", "stats", "--database-url", db_url, "--device", "nobody", "--json"))[
+            "predictions"
+        ]["total"]
+        == 0
+    )
 
     table = posture(cli_env, "db", "stats", "--database-url", db_url)
     for text in ("predictions by label", "sitting", "walking", "predictions by model version", "error rate", "1.00%"):
@@ -115,8 +140,11 @@ def test_stats_read_from_the_read_url(cli_env: dict[str, str], tmp_path: Path) -
     with throwaway_database() as name:
         posture(cli_env, "db", "upgrade", "--database-url", pg_url(name))
         fill(pg_url(name), tmp_path / "spool")
-        env = {**cli_env, "POSTURE_DATABASE_URL": f"sqlite:///{tmp_path / 'never-created.db'}",
-               "POSTURE_DATABASE_READ_URL": pg_url(name)}
+        env = {
+            **cli_env,
+            "POSTURE_DATABASE_URL": f"sqlite:///{tmp_path / 'never-created.db'}",
+            "POSTURE_DATABASE_READ_URL": pg_url(name),
+        }
         assert json.loads(posture(env, "db", "stats", "--json"))["predictions"]["total"] == 110
     assert not (tmp_path / "never-created.db").exists()
 

@@ -55,7 +55,9 @@ def test_predictions_match_the_training_flow_window_by_window(trained_home: Path
 
 
 @pytest.mark.parametrize("suffix,reader", [("csv", pd.read_csv), ("json", pd.read_json), ("parquet", pd.read_parquet)])
-def test_each_output_format_from_the_extension(runner: CliRunner, trained_home: Path, tmp_path: Path, suffix, reader) -> None:
+def test_each_output_format_from_the_extension(
+    runner: CliRunner, trained_home: Path, tmp_path: Path, suffix, reader
+) -> None:
     source = recording_csv(trained_home, "s01-walking", tmp_path / "walk.csv")
     out = tmp_path / f"out.{suffix}"
     result = runner.invoke(app, ["predict", str(source), "--out", str(out)])
@@ -109,7 +111,9 @@ def test_missing_channels_names_them(runner: CliRunner, trained_home: Path, tmp_
 def test_too_short_recording(runner: CliRunner, tmp_path: Path) -> None:
     short = tmp_path / "short.csv"
     t = np.arange(50) / 50
-    pd.DataFrame({"timestamp": t, "ax": 0.1, "ay": 9.8, "az": 0.2, "gx": 0.0, "gy": 0.0, "gz": 0.0}).to_csv(short, index=False)
+    pd.DataFrame({"timestamp": t, "ax": 0.1, "ay": 9.8, "az": 0.2, "gx": 0.0, "gy": 0.0, "gz": 0.0}).to_csv(
+        short, index=False
+    )
     result = runner.invoke(app, ["predict", str(short)])
     assert result.exit_code == 1
     assert "shorter than one window (2.0 s" in result.output

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import queue
 import random
 import signal
 import subprocess
@@ -140,8 +139,12 @@ def test_aligner_puts_irregular_sensors_on_one_grid() -> None:
     assert t0 == pytest.approx(max(acc_t[0], gyro_t[0])) and times[-1] <= min(acc_t[-1], gyro_t[-1])
     assert second[0] == pytest.approx(t0 + len(first[1]) / 50.0)  # continues the grid
     np.testing.assert_allclose(rows, np.hstack([line(times), -line(times)]), atol=1e-5)
-    resumed = aligner.push([(np.array([10.0, 10.02, 10.04]), line(np.array([10.0, 10.02, 10.04]))),
-                            (np.array([10.01, 10.05]), -line(np.array([10.01, 10.05])))])
+    resumed = aligner.push(
+        [
+            (np.array([10.0, 10.02, 10.04]), line(np.array([10.0, 10.02, 10.04]))),
+            (np.array([10.01, 10.05]), -line(np.array([10.01, 10.05]))),
+        ]
+    )
     assert resumed is not None and resumed[0] == pytest.approx(10.01) and len(resumed[1]) == 2  # a new segment
 
 
@@ -177,12 +180,18 @@ class StreamProcess:
         env = {**os.environ, "POSTURE_HOME": str(home), "COLUMNS": "200"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "posture_cli", "stream", "--url", url, "--json", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
         )
         self.predictions: list[dict[str, Any]] = []
         self.stderr: list[str] = []
-        self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, True), daemon=True),
-                         threading.Thread(target=self._read, args=(self.process.stderr, False), daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, True), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, False), daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -223,8 +232,19 @@ def _closed_cleanly(server: ServerProcess, session_id: str) -> None:
 
 
 def test_sim_device_end_to_end(server: ServerProcess, trained_home: Path) -> None:
-    client = StreamProcess(trained_home, server.ws_url, "--device", "sim:walking,sitting", "--speed", "8",
-                           "--duration", "5", "--binary", "--device-id", "test-sim")
+    client = StreamProcess(
+        trained_home,
+        server.ws_url,
+        "--device",
+        "sim:walking,sitting",
+        "--speed",
+        "8",
+        "--duration",
+        "5",
+        "--binary",
+        "--device-id",
+        "test-sim",
+    )
     summary = client.finish()
     got = client.predictions
     assert len(got) >= 25 and summary["predictions"] == len(got)
@@ -237,7 +257,9 @@ def test_sim_device_end_to_end(server: ServerProcess, trained_home: Path) -> Non
     _closed_cleanly(server, got[0]["session_id"])
 
 
-def test_file_replay_gives_the_labels_of_posture_predict(server: ServerProcess, trained_home: Path, tmp_path: Path) -> None:
+def test_file_replay_gives_the_labels_of_posture_predict(
+    server: ServerProcess, trained_home: Path, tmp_path: Path
+) -> None:
     frame = recording(trained_home, "s02-mixed-2")
     frame = frame[(frame["timestamp"] < 60.0) | (frame["timestamp"] >= 62.5)]  # a gap: two segments
     path = tmp_path / "mixed.csv"
@@ -249,8 +271,11 @@ def test_file_replay_gives_the_labels_of_posture_predict(server: ServerProcess, 
     assert len(got) == len(expected) == summary["predictions"]
     np.testing.assert_allclose([m["window_start"] for m in got], expected["start"], atol=1e-4)
     assert [m["label"] for m in got] == expected["label"].tolist()
-    np.testing.assert_allclose([[m["probabilities"][c] for c in CLASSES] for m in got],
-                               expected[[f"p_{c}" for c in CLASSES]].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        [[m["probabilities"][c] for c in CLASSES] for m in got],
+        expected[[f"p_{c}" for c in CLASSES]].to_numpy(),
+        atol=1e-5,
+    )
     assert summary["errors"] == 0 and summary["dropped_samples"] == 0
 
 
@@ -260,8 +285,14 @@ def _sketch_line(ms: int, row: np.ndarray) -> bytes:
     return (f"{ms}," + ",".join(f"{v:.4f}" for v in acc) + "," + ",".join(f"{v:.3f}" for v in gyro) + "\r\n").encode()
 
 
-MALFORMED = [b"MPU6050 found!\r\n", b"ms,ax,ay,az,gx,gy,gz\r\n", b"0.98,0.01\r\n", b"1,nan,0,0,0,0,0\r\n",
-             b"\x00\xff\xfe garbage\r\n", b"12,0.1,0.2\r\n"]
+MALFORMED = [
+    b"MPU6050 found!\r\n",
+    b"ms,ax,ay,az,gx,gy,gz\r\n",
+    b"0.98,0.01\r\n",
+    b"1,nan,0,0,0,0,0\r\n",
+    b"\x00\xff\xfe garbage\r\n",
+    b"12,0.1,0.2\r\n",
+]
 
 
 def test_serial_device_on_a_pty_with_malformed_lines(server: ServerProcess, trained_home: Path) -> None:
@@ -284,8 +315,18 @@ def test_serial_device_on_a_pty_with_malformed_lines(server: ServerProcess, trai
     writer = threading.Thread(target=write_lines, daemon=True)
     writer.start()
     try:
-        client = StreamProcess(trained_home, server.ws_url, "--device", os.ttyname(slave), "--acc-units", "g",
-                               "--gyro-units", "deg/s", "--duration", "60")
+        client = StreamProcess(
+            trained_home,
+            server.ws_url,
+            "--device",
+            os.ttyname(slave),
+            "--acc-units",
+            "g",
+            "--gyro-units",
+            "deg/s",
+            "--duration",
+            "60",
+        )
         client.wait_for(lambda: len(client.predictions) >= 1, 30)  # the port is open and read: now the junk
         inject.set()
         seen = len(client.predictions)
@@ -308,8 +349,9 @@ def test_server_killed_and_restarted_mid_stream(
 ) -> None:
     servers = [ServerProcess(trained_home, tmp_path / "first")]
     monkeypatch.setattr(serving_support, "free_port", lambda: servers[0].port)  # restarts take the same port
-    client = StreamProcess(trained_home, servers[0].ws_url, "--device", "sim:walking,standing", "--speed", "2",
-                           "--duration", "120")
+    client = StreamProcess(
+        trained_home, servers[0].ws_url, "--device", "sim:walking,standing", "--speed", "2", "--duration", "120"
+    )
     outages = []
     try:
         for number, sig in enumerate((signal.SIGKILL, signal.SIGTERM), start=1):  # killed, then shut down (1001)
@@ -343,13 +385,19 @@ def _sensorlogger_payloads(frame: pd.DataFrame, per_push: int) -> Iterator[list[
         payload = []
         for i in range(start, min(start + per_push, len(values))):
             t = base_ns + i * 20_000_000
-            for name, xyz in (("accelerometer", values[i, :3] - gravity[i]), ("gravity", gravity[i]), ("gyroscope", values[i, 3:])):
+            for name, xyz in (
+                ("accelerometer", values[i, :3] - gravity[i]),
+                ("gravity", gravity[i]),
+                ("gyroscope", values[i, 3:]),
+            ):
                 payload.append({"name": name, "time": t, "values": dict(zip("xyz", xyz.tolist())), "accuracy": 3})
         payload.append({"name": "location", "time": base_ns, "values": {"latitude": 1.0, "longitude": 2.0}})
         yield payload
 
 
-def test_sensorlogger_push_feeds_a_stream_session(server: ServerProcess, trained_home: Path, champion: LoadedModel) -> None:
+def test_sensorlogger_push_feeds_a_stream_session(
+    server: ServerProcess, trained_home: Path, champion: LoadedModel
+) -> None:
     frame = recording(trained_home, "s04-mixed-1", seconds=40.0)
     expected = predict_recording(champion, as_recording(frame))
     got, sessions = [], set()
@@ -363,13 +411,20 @@ def test_sensorlogger_push_feeds_a_stream_session(server: ServerProcess, trained
             if number == 3:
                 again = http.post("/v1/push/sensorlogger", json=body).json()
                 assert again["duplicate"] and again["samples"] == 0
-        no_gravity = http.post("/v1/push/sensorlogger", json={"messageId": 0, "sessionId": "sl-2", "payload": [
-            {"name": "accelerometer", "time": 1, "values": {"x": 0.1, "y": 0.2, "z": 0.3}}]})
+        no_gravity = http.post(
+            "/v1/push/sensorlogger",
+            json={
+                "messageId": 0,
+                "sessionId": "sl-2",
+                "payload": [{"name": "accelerometer", "time": 1, "values": {"x": 0.1, "y": 0.2, "z": 0.3}}],
+            },
+        )
         assert no_gravity.status_code == 422 and "Total Acceleration" in no_gravity.json()["detail"]
     assert len(sessions) == 1 and len(got) == len(expected.start)
     assert [m["label"] for m in got] == list(expected.labels)
     np.testing.assert_allclose([m["window_start"] for m in got], expected.start, atol=1e-6)
-    np.testing.assert_allclose([[m["probabilities"][c] for c in expected.classes] for m in got],
-                               expected.probabilities, atol=1e-4)
+    np.testing.assert_allclose(
+        [[m["probabilities"][c] for c in expected.classes] for m in got], expected.probabilities, atol=1e-4
+    )
     sql = "SELECT COUNT(*) FROM predictions WHERE session_id = :s"
     assert server.wait_rows(sql, len(got), s=sessions.pop()) == len(got)

@@ -31,10 +31,28 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost, made now with openssl."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -58,8 +76,13 @@ def write_config(folder: Path, upstreams: Sequence[str], http_port: int, https_p
     """The shipped template rendered for loopback ports, inside a standalone nginx.conf."""
     cert, key = self_signed_cert(folder)
     config = EdgeConfig(
-        upstreams=upstreams, cert=cert, key=key, server_name="localhost", public_host=f"127.0.0.1:{https_port}",
-        http_listen=f"127.0.0.1:{http_port}", https_listen=f"127.0.0.1:{https_port}",
+        upstreams=upstreams,
+        cert=cert,
+        key=key,
+        server_name="localhost",
+        public_host=f"127.0.0.1:{https_port}",
+        http_listen=f"127.0.0.1:{http_port}",
+        https_listen=f"127.0.0.1:{https_port}",
         access_log=str(folder / "access.log"),
     )
     site = folder / "posture.conf"
@@ -84,8 +107,12 @@ class NginxProcess:
         self.https = f"https://127.0.0.1:{self.https_port}"
         self.http = f"http://127.0.0.1:{self.http_port}"
         self.wss = f"wss://127.0.0.1:{self.https_port}/v1/stream"
-        self.process = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(folder), "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._wait_listening()
 
     def _wait_listening(self, timeout_s: float = 10.0) -> None:
@@ -134,10 +161,18 @@ def create_key(home: Path, database_url: str, name: str) -> str:
 def exported_metric_names() -> set[str]:
     """Every sample name the server's /metrics can show (counters' _total, histograms' _bucket...)."""
     metrics = ServerMetrics()
-    metrics.watch_store(type("Store", (), {name: 0 for name in (
-        "rows_written", "rows_spooled", "rows_dropped", "backlog", "queue_depth")})())
-    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-                "gauge": ("",)}
+    metrics.watch_store(
+        type(
+            "Store",
+            (),
+            {name: 0 for name in ("rows_written", "rows_spooled", "rows_dropped", "backlog", "queue_depth")},
+        )()
+    )
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "gauge": ("",),
+    }
     names = set()
     for line in metrics.render().decode().splitlines():
         if line.startswith("# TYPE "):

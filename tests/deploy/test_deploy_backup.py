@@ -52,8 +52,9 @@ def fill(url: str, spool_dir: Path, rows: int = ROWS, keys: tuple[str, ...] = ("
         store.add_predictions([record(i, device=f"d{i % 7}") for i in range(rows)])
         opened = datetime.now(UTC) - timedelta(minutes=5)
         for session, closed in (("s-open", None), ("s-closed", datetime.now(UTC))):
-            store.add_connection(ConnectionRecord(session, "d1", "10.0.0.1", opened, closed, 40, 20, 1,
-                                                  1000 if closed else None))
+            store.add_connection(
+                ConnectionRecord(session, "d1", "10.0.0.1", opened, closed, 40, 20, 1, 1000 if closed else None)
+            )
         store.add_model_metrics("posture", "3", {"cv_macro_f1": 0.91, "cv_accuracy": 0.93}, "sample")
         await store.close()
         # The writer spools what the database refuses (say, ids clashing after a bad restore): none may be.
@@ -94,8 +95,15 @@ def test_backup_restores_every_row_into_a_fresh_database(
     assert len(original["predictions"]) == ROWS and len(original["api_keys"]) == 2
     with throwaway_database() as fresh:
         if encrypt:  # a wrong key restores nothing at all
-            wrong = posture({**env, "POSTURE_BACKUP_KEY": "wrong"}, "db", "restore", str(dump), "--database-url",
-                            pg_url(fresh), code=1)
+            wrong = posture(
+                {**env, "POSTURE_BACKUP_KEY": "wrong"},
+                "db",
+                "restore",
+                str(dump),
+                "--database-url",
+                pg_url(fresh),
+                code=1,
+            )
             assert "does not decrypt" in wrong and "Traceback" not in wrong
             assert not table_rows_exist(pg_url(fresh))
         restored = posture(env, "db", "restore", str(dump), "--database-url", pg_url(fresh))
@@ -121,12 +129,15 @@ def test_retention_keeps_the_newest(source: str, tmp_path: Path) -> None:
 
 
 def test_backup_needs_a_key_to_encrypt_and_postgresql(cli_env: dict[str, str], tmp_path: Path) -> None:
-    no_key = posture(cli_env, "db", "backup", "--encrypt", "--database-url", "postgresql://postgres@127.0.0.1/x", code=1)
+    no_key = posture(
+        cli_env, "db", "backup", "--encrypt", "--database-url", "postgresql://postgres@127.0.0.1/x", code=1
+    )
     assert "POSTURE_BACKUP_KEY" in no_key
     sqlite = posture(cli_env, "db", "backup", "--database-url", f"sqlite:///{tmp_path / 'p.db'}", code=1)
     assert "is not PostgreSQL" in sqlite
-    unreachable = posture(cli_env, "db", "backup", "--out", str(tmp_path), "--database-url",
-                          "postgresql://postgres@127.0.0.1:1/x", code=1)
+    unreachable = posture(
+        cli_env, "db", "backup", "--out", str(tmp_path), "--database-url", "postgresql://postgres@127.0.0.1:1/x", code=1
+    )
     assert "pg_dump failed" in unreachable and not list(tmp_path.glob("*.dump*"))
 
 

@@ -34,8 +34,10 @@ from tests.serving.store.store_helpers import pg_url, throwaway_database
 # stopped by the bucket it is about.
 REFILL_PER_S, ADDRESS_BURST, KEY_BURST = 1, 300, 600
 LIMITS = {
-    "POSTURE_RATE_LIMIT_PER_S": str(REFILL_PER_S), "POSTURE_RATE_LIMIT_BURST": str(ADDRESS_BURST),
-    "POSTURE_RATE_LIMIT_KEY_PER_S": str(REFILL_PER_S), "POSTURE_RATE_LIMIT_KEY_BURST": str(KEY_BURST),
+    "POSTURE_RATE_LIMIT_PER_S": str(REFILL_PER_S),
+    "POSTURE_RATE_LIMIT_BURST": str(ADDRESS_BURST),
+    "POSTURE_RATE_LIMIT_KEY_PER_S": str(REFILL_PER_S),
+    "POSTURE_RATE_LIMIT_KEY_BURST": str(KEY_BURST),
 }
 KEY_CACHE_S = 0.5
 
@@ -60,8 +62,14 @@ def deployment(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with throwaway_database() as name, redis_prefix() as prefix, nginx_folder() as folder:
         url = pg_url(name)
         keys = {key: create_key(trained_home, url, key) for key in ("fleet", "burst", "flood", "doomed")}
-        env = {"POSTURE_DATABASE_URL": url, "POSTURE_REDIS_URL": REDIS_URL, "POSTURE_REDIS_PREFIX": prefix,
-               "POSTURE_API_KEYS_REQUIRED": "true", "POSTURE_API_KEY_CACHE_S": str(KEY_CACHE_S), **LIMITS}
+        env = {
+            "POSTURE_DATABASE_URL": url,
+            "POSTURE_REDIS_URL": REDIS_URL,
+            "POSTURE_REDIS_PREFIX": prefix,
+            "POSTURE_API_KEYS_REQUIRED": "true",
+            "POSTURE_API_KEY_CACHE_S": str(KEY_CACHE_S),
+            **LIMITS,
+        }
         servers: list[ServerProcess] = []
         nginx = None
         try:
@@ -106,9 +114,12 @@ def test_https_predict_needs_a_valid_key(deployment: Deployment, champion: Loade
         expected = predict_recording(champion, as_recording(ten))
         got = answer.json()["predictions"]
         assert [p["label"] for p in got] == list(expected.labels)
-        np.testing.assert_allclose([[p["probabilities"][c] for c in expected.classes] for p in got],
-                                   expected.probabilities, atol=1e-6)
-        too_big = client.post("/v1/predict", content=b" " * (1024 * 1024 + 1), headers={"Content-Type": "application/json"})
+        np.testing.assert_allclose(
+            [[p["probabilities"][c] for c in expected.classes] for p in got], expected.probabilities, atol=1e-6
+        )
+        too_big = client.post(
+            "/v1/predict", content=b" " * (1024 * 1024 + 1), headers={"Content-Type": "application/json"}
+        )
         assert too_big.status_code == 413  # nginx's client_max_body_size, before any instance
 
 
@@ -131,9 +142,15 @@ def test_a_revoked_key_stops_working_within_the_cache_time(deployment: Deploymen
         while client.get("/v1/models").status_code == 200:
             assert time.monotonic() - revoked_at < KEY_CACHE_S + 3.0, "the revoked key still works"
             time.sleep(0.05)
-    listed = json.loads(run_cli("keys", "list", "--json", "--database-url", deployment.database_url,
-                                home=deployment.home).stdout)
-    assert {k["name"]: k["revoked_at"] is not None for k in listed} == {"fleet": False, "burst": False, "flood": False, "doomed": True}
+    listed = json.loads(
+        run_cli("keys", "list", "--json", "--database-url", deployment.database_url, home=deployment.home).stdout
+    )
+    assert {k["name"]: k["revoked_at"] is not None for k in listed} == {
+        "fleet": False,
+        "burst": False,
+        "flood": False,
+        "doomed": True,
+    }
 
 
 def _flood(url: str, key: str, address: str | None) -> tuple[int, float]:
@@ -186,10 +203,12 @@ def test_killed_instance_mid_stream_resumes_on_the_other(deployment: Deployment,
     expected = predict_recording(champion, as_recording(half))
     smoothed = predict_recording(champion, as_recording(half), smooth=True)
     assert [m["window_start"] for m in got] == pytest.approx(list(expected.start))  # 0..28, once each
-    np.testing.assert_allclose([[m["probabilities"][c] for c in expected.classes] for m in got],
-                               expected.probabilities, atol=1e-6)
-    np.testing.assert_allclose([[m["smoothed_probabilities"][c] for c in expected.classes] for m in got],
-                               smoothed.probabilities, atol=1e-6)
+    np.testing.assert_allclose(
+        [[m["probabilities"][c] for c in expected.classes] for m in got], expected.probabilities, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        [[m["smoothed_probabilities"][c] for c in expected.classes] for m in got], smoothed.probabilities, atol=1e-6
+    )
     session = ready["session_id"]
     assert resumed["resumed"] is True and resumed["session_id"] == session and resumed["next_t"] == pytest.approx(15.0)
     assert {m["session_id"] for m in got} == {session}

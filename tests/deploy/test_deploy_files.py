@@ -19,8 +19,25 @@ from tests.deploy.deploy_support import exported_metric_names, nginx_folder, ngi
 
 DEPLOY = REPO / "deploy"
 PROMQL_WORDS = {
-    "sum", "max", "min", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "clamp_min", "clamp_max",
-    "abs", "by", "without", "bool", "and", "or", "unless", "offset",
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "clamp_min",
+    "clamp_max",
+    "abs",
+    "by",
+    "without",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
 }
 APP_SERVICES = ("app1", "app2")
 
@@ -48,7 +65,9 @@ def promql_metrics(expr: str) -> set[str]:
 
 
 def test_promql_metrics_finds_the_metric_names() -> None:
-    expr = 'histogram_quantile(0.99, sum by (le) (rate(x_bucket{path="/v1"}[5m]))) / clamp_min(sum(y_total), 1e-9) > 0.2'
+    expr = (
+        'histogram_quantile(0.99, sum by (le) (rate(x_bucket{path="/v1"}[5m]))) / clamp_min(sum(y_total), 1e-9) > 0.2'
+    )
     assert promql_metrics(expr) == {"x_bucket", "y_total"}
 
 
@@ -64,9 +83,20 @@ def test_shipped_nginx_config_passes_nginx_t() -> None:
 def test_nginx_template_has_the_edge_features() -> None:
     template = (DEPLOY / "nginx" / "posture.conf.template").read_text()
     for directive in (
-        "return 301 https://", "ssl_certificate ", "proxy_set_header Upgrade $http_upgrade", "proxy_read_timeout 75s",
-        "proxy_next_upstream error timeout", "keepalive ", "gzip on", "client_max_body_size", "Strict-Transport-Security",
-        "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy", "connect-src 'self' wss://",
+        "return 301 https://",
+        "ssl_certificate ",
+        "proxy_set_header Upgrade $http_upgrade",
+        "proxy_read_timeout 75s",
+        "proxy_next_upstream error timeout",
+        "keepalive ",
+        "gzip on",
+        "client_max_body_size",
+        "Strict-Transport-Security",
+        "X-Content-Type-Options",
+        "X-Frame-Options",
+        "Referrer-Policy",
+        "Content-Security-Policy",
+        "connect-src 'self' wss://",
         "root ${POSTURE_STATIC_ROOT}",
     ):
         assert directive in template, directive
@@ -88,7 +118,9 @@ def test_compose_runs_two_instances_behind_nginx(compose: dict[str, Any]) -> Non
         assert "healthcheck" in service, f"{name} has no healthcheck"
     for name in APP_SERVICES:
         env = services[name]["environment"]
-        assert env["POSTURE_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["POSTURE_DATABASE_URL"]
+        assert (
+            env["POSTURE_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["POSTURE_DATABASE_URL"]
+        )
         assert env["POSTURE_REDIS_URL"].startswith("redis://redis:") and env["POSTURE_API_KEYS_REQUIRED"] == "true"
         assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
     spools = [services[name]["volumes"][0].split(":")[0] for name in APP_SERVICES]
@@ -126,7 +158,7 @@ def test_dockerfile_is_multi_stage_small_and_non_root() -> None:
     lines = [line.strip() for line in (REPO / "Dockerfile").read_text().splitlines()]
     stages = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
     assert len(stages) >= 2 and " AS builder" in lines[stages[0]]
-    final = lines[stages[-1]:]
+    final = lines[stages[-1] :]
     users = [line.split()[1] for line in final if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert any(line.startswith("HEALTHCHECK") for line in final)
@@ -144,12 +176,15 @@ def test_prometheus_scrapes_the_instances_and_alerts_on_real_metrics(
     assert sorted(job["static_configs"][0]["targets"]) == [f"{app}:8000" for app in APP_SERVICES]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in compose["services"]["prometheus"]["volumes"]}
     assert all(mounts.get(path) for path in config["rule_files"])
-    rules = {rule["alert"]: rule["expr"] for group in load_yaml(DEPLOY / "prometheus" / "alerts.yml")["groups"]
-             for rule in group["rules"]}
+    rules = {
+        rule["alert"]: rule["expr"]
+        for group in load_yaml(DEPLOY / "prometheus" / "alerts.yml")["groups"]
+        for rule in group["rules"]
+    }
     for expr in rules.values():
         assert promql_metrics(expr) <= metric_names, expr
     assert "up" in promql_metrics(rules["PostureInstanceDown"])
-    assert '5..' in rules["PostureHighErrorRate"]
+    assert "5.." in rules["PostureHighErrorRate"]
     assert "rest_server_request_duration_seconds_bucket" in promql_metrics(rules["PostureHighLatency"])
     assert "prediction_log_backlog" in promql_metrics(rules["PosturePredictionLogBacklog"])
 
@@ -171,8 +206,14 @@ def test_grafana_dashboard_panels_use_real_metrics(metric_names: set[str]) -> No
                 seen |= names
             else:
                 assert "FROM predictions" in target["rawSql"]
-    for wanted in ("rest_server_requests_total", "request_predict_seconds_bucket", "websocket_sessions_open",
-                   "prediction_log_backlog", "model_predictions_total", "batch_request_size_bucket"):
+    for wanted in (
+        "rest_server_requests_total",
+        "request_predict_seconds_bucket",
+        "websocket_sessions_open",
+        "prediction_log_backlog",
+        "model_predictions_total",
+        "batch_request_size_bucket",
+    ):
         assert wanted in seen
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,7 +168,9 @@ def stream_rows(seconds: float, rate: float = 100.0, seed: int = 3) -> np.ndarra
     return np.random.default_rng(seed).normal(size=(int(seconds * rate), 6)).astype(np.float32)
 
 
-def push_all(windower: StreamWindower, rows: np.ndarray, size: int, start: int = 0) -> tuple[list[np.ndarray], list[float]]:
+def push_all(
+    windower: StreamWindower, rows: np.ndarray, size: int, start: int = 0
+) -> tuple[list[np.ndarray], list[float]]:
     windows, starts = [], []
     for i in range(start, len(rows), size):
         w, s = windower.push(rows[i : i + size], i / windower.rate_hz)
@@ -183,8 +184,20 @@ def test_a_restored_windower_continues_exactly_and_drops_replayed_rows() -> None
     whole, whole_starts = push_all(StreamWindower(SPEC, SPEC.channels, 100.0, 0.5), rows, 30)
     first = StreamWindower(SPEC, SPEC.channels, 100.0, 0.5)
     part, part_starts = push_all(first, rows[:630], 30)
-    saved = SessionSnapshot("s", None, 100.0, list(SPEC.channels), "2026-01-01T00:00:00+00:00", 21, len(part), 0,
-                            SPEC.to_dict(), first.state(), np.full(5, 0.2), ["a", "b", "c", "d", "e"])
+    saved = SessionSnapshot(
+        "s",
+        None,
+        100.0,
+        list(SPEC.channels),
+        "2026-01-01T00:00:00+00:00",
+        21,
+        len(part),
+        0,
+        SPEC.to_dict(),
+        first.state(),
+        np.full(5, 0.2),
+        ["a", "b", "c", "d", "e"],
+    )
     snapshot = SessionSnapshot.from_bytes(saved.to_bytes())
     assert len(saved.to_bytes()) < 8000 and snapshot.belief.shape == (5,)
     resumed = StreamWindower(WindowSpec.from_dict(snapshot.spec), snapshot.channels, 100.0, 0.5)
@@ -303,8 +316,11 @@ async def _drop_and_resume(url: str, frames: list[str]) -> list[dict[str, Any]]:
         pass
     await ws.close(4000, "network change")  # not the client's normal 1000: the session may resume
     answers = []
-    for extra, sent in (({"session_id": "0" * 32}, []), ({"session_id": first["session_id"], "rate_hz": 100}, []),
-                        ({"session_id": first["session_id"]}, frames[12:])):
+    for extra, sent in (
+        ({"session_id": "0" * 32}, []),
+        ({"session_id": first["session_id"], "rate_hz": 100}, []),
+        ({"session_id": first["session_id"]}, frames[12:]),
+    ):
         async with websockets.connect(url) as again:
             await again.send(json.dumps({**hello, **extra}))
             ready = json.loads(await again.recv())

@@ -73,7 +73,9 @@ def test_imu_stats_2_is_imu_stats_1_computed_on_more_signals() -> None:
 
 def test_a_spec_without_a_version_is_imu_stats_1_and_an_unknown_one_is_refused() -> None:
     windows = np.ones((2, 100, 6), dtype=np.float32)
-    np.testing.assert_array_equal(featurize(windows, WindowSpec()), featurize(windows, WindowSpec(feature_set_version=IMU_STATS_1)))
+    np.testing.assert_array_equal(
+        featurize(windows, WindowSpec()), featurize(windows, WindowSpec(feature_set_version=IMU_STATS_1))
+    )
     with pytest.raises(SpecError, match="imu-stats-9.*not one this posture computes") as err:
         featurize(windows, WindowSpec(feature_set_version="imu-stats-9"))
     assert all(version in str(err.value) for version in FEATURE_SETS)

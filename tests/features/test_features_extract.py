@@ -295,8 +295,25 @@ def test_constant_signals_give_finite_zero_spread(channels) -> None:
     got = features_by_name(windows, channels)
     assert all(np.isfinite(v).all() for v in got.values())
     for name, value in got.items():
-        if name.endswith(("_std", "_iqr", "_skew", "_kurtosis", "_mcr", "_jerk_mean", "_jerk_std", "_dom_freq",
-                          "_spec_entropy", "_ac_peak", "_ac_lag")) or "_band_" in name or name.startswith("corr_"):
+        if (
+            name.endswith(
+                (
+                    "_std",
+                    "_iqr",
+                    "_skew",
+                    "_kurtosis",
+                    "_mcr",
+                    "_jerk_mean",
+                    "_jerk_std",
+                    "_dom_freq",
+                    "_spec_entropy",
+                    "_ac_peak",
+                    "_ac_lag",
+                )
+            )
+            or "_band_" in name
+            or name.startswith("corr_")
+        ):
             np.testing.assert_array_equal(value, 0.0, err_msg=name)
     np.testing.assert_allclose(got["ax_mean"], [-3.3, 0.0, -3.3])
     np.testing.assert_allclose(got[f"{channels[-1]}_min"], got[f"{channels[-1]}_max"])
@@ -308,8 +325,9 @@ def test_deterministic_and_independent_of_batching() -> None:
     first = extract_features(windows, ALL_CHANNELS, RATE)
     np.testing.assert_array_equal(first, extract_features(windows, ALL_CHANNELS, RATE))
     for row in (0, 255, 256, 599):
-        np.testing.assert_allclose(first[row], extract_features(windows[row : row + 1], ALL_CHANNELS, RATE)[0],
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            first[row], extract_features(windows[row : row + 1], ALL_CHANNELS, RATE)[0], rtol=1e-12, atol=1e-12
+        )
 
 
 def test_float32_windows_give_float64_features_close_to_float64_input() -> None:

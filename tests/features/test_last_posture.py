@@ -71,7 +71,9 @@ def test_a_short_pause_or_a_noisy_window_is_no_posture() -> None:
     noisy = [still(SITTING, noise=2 * STILL_STD, seed=k) for k in range(4)] + [moving(SITTING)] + [still(STANDING)] * 2
     assert np.isnan(last_postures(noisy)).all()
     half_hop = WindowSpec(hop_s=0.5, feature_set_version=IMU_STATS_4)  # the rule is in seconds
-    assert np.isnan(last_postures([still(SITTING)] * (2 * MIN_RUN - 1) + [moving(SITTING), still(STANDING)], half_hop)).all()
+    assert np.isnan(
+        last_postures([still(SITTING)] * (2 * MIN_RUN - 1) + [moving(SITTING), still(STANDING)], half_hop)
+    ).all()
     got = last_postures([still(SITTING)] * (2 * MIN_RUN) + [moving(SITTING), still(STANDING)], half_hop)
     np.testing.assert_allclose(got[-1], SITTING, atol=1e-6)
 
@@ -96,7 +98,9 @@ def test_the_context_is_causal_and_a_saved_context_continues_exactly() -> None:
     assert whole.shape == (60, CONTEXT_COLUMNS)
     changed = stream.copy()
     changed[40:] = still(STANDING)
-    np.testing.assert_array_equal(window_contexts(changed, SPEC)[:41], whole[:41])  # the future changes nothing before it
+    np.testing.assert_array_equal(
+        window_contexts(changed, SPEC)[:41], whole[:41]
+    )  # the future changes nothing before it
     first = StreamContext()
     head = window_contexts(stream[:23], SPEC, first)
     tail = window_contexts(stream[23:], SPEC, StreamContext.restore(first.state()))

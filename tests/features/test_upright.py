@@ -79,7 +79,12 @@ def test_imu_stats_3_appends_the_four_tilt_columns_and_needs_the_stream_context(
     stream = np.stack([walking([1.0, 0.0, 0.0])] * (SUSTAINED + 1) + [still([1.0, 0.0, 0.2])])
     got = featurize(stream, spec, window_contexts(stream, spec))
     names = feature_names_for(spec)
-    assert got.shape == (len(stream), len(names)) and names[-4:] == ["upright_angle", "upright_dx", "upright_dy", "upright_dz"]
+    assert got.shape == (len(stream), len(names)) and names[-4:] == [
+        "upright_angle",
+        "upright_dx",
+        "upright_dy",
+        "upright_dz",
+    ]
     assert got[-1, -4] == pytest.approx(np.arctan(0.2), abs=1e-6)
     with pytest.raises(ValueError, match="needs one context row per window"):
         featurize(stream, spec)

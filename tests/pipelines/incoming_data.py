@@ -11,7 +11,11 @@ from pipelines.synthetic import POSTURES, SubjectProfile, generate_segment
 
 
 def write_subject(
-    incoming: Path, subject: str, seed: int, seconds: float = 20.0, postures: tuple[str, ...] = POSTURES,
+    incoming: Path,
+    subject: str,
+    seed: int,
+    seconds: float = 20.0,
+    postures: tuple[str, ...] = POSTURES,
     rate_hz: float = 50.0,
 ) -> list[Path]:
     """One CSV per posture for a new synthetic wearer; label and subject come from the folders."""

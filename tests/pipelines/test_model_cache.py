@@ -29,7 +29,11 @@ print(json.dumps({"version": model.version, "alias": model.alias, "dir": str(mod
 def load_in_fresh_process(uri: str, home: Path) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, uri, str(home)],
-        capture_output=True, text=True, cwd=REPO, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        timeout=120,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 

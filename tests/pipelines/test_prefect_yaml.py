@@ -87,7 +87,11 @@ def test_prefect_deploy_all_registers_both(prefect_api: str, tmp_path: Path) -> 
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "POSTURE_HOME": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     deployed = asyncio.run(read_deployments())

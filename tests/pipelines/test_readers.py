@@ -39,9 +39,7 @@ def test_generic_map_and_units_are_applied(tmp_path: Path) -> None:
     )
     raw.to_csv(tmp_path / "a.csv", index=False)
     mapping = {"timestamp": "ms", "ax": "accX", "ay": "accY", "az": "accZ", "gx": "r", "gy": "p", "gz": "y"}
-    options = ReadOptions(
-        column_map={**mapping, "label": "act"}, acc_units="g", gyro_units="deg/s", time_units="ms"
-    )
+    options = ReadOptions(column_map={**mapping, "label": "act"}, acc_units="g", gyro_units="deg/s", time_units="ms")
     [rec] = read_recordings(tmp_path / "a.csv", options)
     np.testing.assert_allclose(rec.frame.timestamp, np.arange(10) * 0.02)
     np.testing.assert_allclose(rec.frame.az, STANDARD_GRAVITY)

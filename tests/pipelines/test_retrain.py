@@ -90,11 +90,19 @@ def test_no_new_data_does_nothing(home: Path) -> None:
 
 def test_worse_challenger_stays_challenger(home: Path) -> None:
     write_subject(home / "data/incoming", "p5", seed=5)
-    result = retrain_json(home, "--trees", "1", "--window", "20", "--hop", "20", "--channels", "acc")  # one window a recording
+    result = retrain_json(
+        home, "--trees", "1", "--window", "20", "--hop", "20", "--channels", "acc"
+    )  # one window a recording
     assert (result["status"], result["alias"], result["version"]) == ("kept champion", "challenger", "2")
     assert result["challenger"]["macro_f1"] < result["champion"]["macro_f1"]
-    assert result["champion"]["recipe"] == {"version": "1", "window_s": 1.0, "hop_s": 1.0,
-                                            "channels": "ax,ay,az,gx,gy,gz", "trees": 3, "random_state": 0}
+    assert result["champion"]["recipe"] == {
+        "version": "1",
+        "window_s": 1.0,
+        "hop_s": 1.0,
+        "channels": "ax,ay,az,gx,gy,gz",
+        "trees": 3,
+        "random_state": 0,
+    }
     assert result["challenger"]["scheme"] == result["champion"]["scheme"]  # the same subject folds
     assert result["comparison"] == "champion recipe refit on the data it was trained on"
     assert aliases(home) == {"champion": "1", "challenger": "2"}
@@ -180,7 +188,9 @@ def test_dask_runner_gives_the_features_of_the_local_runner(home: Path) -> None:
 
     dataset = str(home / "data/datasets/sample")
     spec = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0)
-    (local,) = run_flow(featurize_flow.with_options(task_runner=task_runner("local")), dataset_dir=dataset, specs=[spec])
+    (local,) = run_flow(
+        featurize_flow.with_options(task_runner=task_runner("local")), dataset_dir=dataset, specs=[spec]
+    )
     with LocalCluster(n_workers=1, threads_per_worker=2, dashboard_address=None) as cluster:
         runner = task_runner("dask", cluster.scheduler_address)
         (spread,) = run_flow(featurize_flow.with_options(task_runner=runner), dataset_dir=dataset, specs=[spec])

@@ -95,4 +95,7 @@ def test_model_metrics_rows_in_a_migrated_sqlite_store(tmp_path: Path) -> None:
     assert record_model_metrics(url, "posture", "7", {"cv_macro_f1": 0.9, "cv_accuracy": 0.95}, "sample") == 2
     with create_engine(url).connect() as conn:
         rows = conn.execute(text("SELECT model_name, model_version, metric, value, dataset FROM model_metrics")).all()
-    assert sorted(rows) == [("posture", "7", "cv_accuracy", 0.95, "sample"), ("posture", "7", "cv_macro_f1", 0.9, "sample")]
+    assert sorted(rows) == [
+        ("posture", "7", "cv_accuracy", 0.95, "sample"),
+        ("posture", "7", "cv_macro_f1", 0.9, "sample"),
+    ]

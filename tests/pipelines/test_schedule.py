@@ -26,8 +26,11 @@ def test_cron_next_runs_are_nightly_in_the_given_zone() -> None:
     runs = next_runs(make_schedule("0 3 * * *", None, "Europe/Berlin"))
     assert len(runs) == 3
     assert all((when.hour, when.minute) == (3, 0) and str(when.tzinfo) == "Europe/Berlin" for when in runs)
-    assert [b - a for a, b in zip(runs, runs[1:])] in ([timedelta(days=1)] * 2, [timedelta(days=1), timedelta(hours=23)],
-                                                       [timedelta(days=1), timedelta(hours=25)])
+    assert [b - a for a, b in zip(runs, runs[1:])] in (
+        [timedelta(days=1)] * 2,
+        [timedelta(days=1), timedelta(hours=23)],
+        [timedelta(days=1), timedelta(hours=25)],
+    )
 
 
 def test_bad_schedules_are_refused() -> None:
@@ -57,8 +60,12 @@ def test_schedule_serves_retrain_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env |= {"POSTURE_HOME": str(home), "POSTURE_TREES": "5", "COLUMNS": "200"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "posture_cli", "schedule", "--interval", "5"], cwd=REPO, env=env,
-        stdout=subprocess.PIPE, stderr=(tmp_path / "schedule.log").open("w"), text=True,
+        [sys.executable, "-m", "posture_cli", "schedule", "--interval", "5"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "schedule.log").open("w"),
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
@@ -69,7 +76,9 @@ def test_schedule_serves_retrain_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         runs = [datetime.fromisoformat(line.split("next run: ")[1].strip()) for line in printed if "next run:" in line]
         assert [b - a for a, b in zip(runs, runs[1:])] == [timedelta(seconds=5)] * 2
         processed = home / "data/processed"
-        _wait(lambda: processed.is_dir() and not any((home / "data/incoming").rglob("*.csv")), 240, "a scheduled retrain")
+        _wait(
+            lambda: processed.is_dir() and not any((home / "data/incoming").rglob("*.csv")), 240, "a scheduled retrain"
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=90) == 0
     finally:

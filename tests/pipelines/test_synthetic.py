@@ -83,7 +83,11 @@ def test_gyro_small_at_rest_and_large_in_motion(dataset: pd.DataFrame) -> None:
 def test_gyro_agrees_with_gravity_rotation(posture: str) -> None:
     quiet = dataclasses.replace(
         SubjectProfile.random(np.random.default_rng(2), "x"),
-        acc_noise=0.0, gyro_noise=0.0, gyro_bias=(0.0, 0.0, 0.0), lever_m=0.0, walk_bounce=0.0,
+        acc_noise=0.0,
+        gyro_noise=0.0,
+        gyro_bias=(0.0, 0.0, 0.0),
+        lever_m=0.0,
+        walk_bounce=0.0,
     )
     x = generate_segment(posture, quiet, 60.0, 200.0, np.random.default_rng(0))
     acc, gyro = x[:, :3], x[:, 3:]
@@ -177,7 +181,9 @@ def test_classes_learnable_across_subjects(dataset: pd.DataFrame) -> None:
     for posture in POSTURES:
         for subject, rec in _single(dataset, posture).items():
             x = rec[list(ALL_CHANNELS)].to_numpy()
-            x = np.hstack([x, np.linalg.norm(x[:, :3], axis=1, keepdims=True), np.linalg.norm(x[:, 3:], axis=1, keepdims=True)])
+            x = np.hstack(
+                [x, np.linalg.norm(x[:, :3], axis=1, keepdims=True), np.linalg.norm(x[:, 3:], axis=1, keepdims=True)]
+            )
             windows = np.lib.stride_tricks.sliding_window_view(x, 100, axis=0)[::50]  # 2 s windows, 1 s hop
             features.append(np.hstack([windows.mean(axis=2), windows.std(axis=2)]))
             labels += [posture] * len(windows)

@@ -41,7 +41,11 @@ def test_train_registers_a_champion_with_metrics(trained_home: Path) -> None:
     assert run.data.params["cv_scheme"] == "leave-one-subject-out (8 subjects)"  # --cv auto, 8 subjects
     assert run.data.metrics["cv_accuracy"] > 0.9
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/cv.json", "evaluation/window_predictions.parquet"} <= artifacts
+    assert {
+        "evaluation/confusion_matrix.png",
+        "evaluation/cv.json",
+        "evaluation/window_predictions.parquet",
+    } <= artifacts
 
 
 def test_champion_reproduces_the_flows_predictions(trained_home: Path) -> None:
@@ -71,8 +75,12 @@ def test_champion_reproduces_the_flows_predictions(trained_home: Path) -> None:
 def test_spec_travels_with_the_model(trained_home: Path) -> None:
     spec = load_model("models:/posture/1", settings_for(trained_home)).spec
     assert replace(spec, transitions=()) == WindowSpec(
-        rate_hz=50.0, window_s=2.0, hop_s=1.0, channels=("ax", "ay", "az", "gx", "gy", "gz"),
-        feature_set_version="imu-stats-4", classes=("lying", "running", "sitting", "standing", "walking"),
+        rate_hz=50.0,
+        window_s=2.0,
+        hop_s=1.0,
+        channels=("ax", "ay", "az", "gx", "gy", "gz"),
+        feature_set_version="imu-stats-4",
+        classes=("lying", "running", "sitting", "standing", "walking"),
     )
     transitions = np.array(spec.transitions)  # the forward filter's, learned from the label sequences
     assert transitions.shape == (5, 5)
@@ -80,7 +88,9 @@ def test_spec_travels_with_the_model(trained_home: Path) -> None:
     assert (transitions.argmax(axis=1) == np.arange(5)).all()  # staying is every class's likeliest move
 
 
-def test_no_better_model_becomes_challenger_and_promote_moves_alias(tmp_path: Path, prefect_api: str, trained_home: Path) -> None:
+def test_no_better_model_becomes_challenger_and_promote_moves_alias(
+    tmp_path: Path, prefect_api: str, trained_home: Path
+) -> None:
     home = make_home(tmp_path / "home")
     (home / "data").rmdir()
     (home / "data").symlink_to(trained_home / "data")  # reuse the ingested sample

@@ -39,7 +39,9 @@ def hapt_result(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> t
     home = make_home(root / "home")
     run_cli("ingest", str(raw_data_of({"05", "08"}, SUBSET_ZIP, root / "train")), "--dataset", "hapt-train", home=home)
     run_cli("ingest", str(raw_data_of({"11"}, SUBSET_ZIP, root / "test")), "--dataset", "hapt-test", home=home)
-    result = run_cli("train", "--dataset", "hapt-train", "--test-dataset", "hapt-test", "--cv", "loso", "--json", home=home)
+    result = run_cli(
+        "train", "--dataset", "hapt-train", "--test-dataset", "hapt-test", "--cv", "loso", "--json", home=home
+    )
     return home, json.loads(result.stdout)
 
 
@@ -70,15 +72,23 @@ def test_per_subject_accuracy_worst_first_in_json_and_mlflow(hapt_result: tuple[
     assert run.data.metrics["cv_smoothed_accuracy"] == pytest.approx(result["cv"]["smoothed"]["accuracy"])
     import mlflow.artifacts
 
-    logged = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, artifact_path="evaluation/per_subject.json", tracking_uri=Settings(home=home).mlflow_tracking_uri,
-    )).read_text())
+    logged = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id,
+                artifact_path="evaluation/per_subject.json",
+                tracking_uri=Settings(home=home).mlflow_tracking_uri,
+            )
+        ).read_text()
+    )
     assert logged["per_subject"] == rows
 
 
 def test_train_prints_the_per_subject_table(hapt_result: tuple[Path, dict], tmp_path: Path) -> None:
     home, _ = hapt_result
-    result = run_cli("train", "--dataset", "hapt-train", "--cv", "group-kfold:2", "--trees", "10", "--no-register", home=home)
+    result = run_cli(
+        "train", "--dataset", "hapt-train", "--cv", "group-kfold:2", "--trees", "10", "--no-register", home=home
+    )
     assert "accuracy per subject, worst first" in result.stdout and "user05" in result.stdout
     assert "GroupKFold(2) by subject" in result.stdout and "smoothed (forward filter)" in result.stdout
 
@@ -102,8 +112,21 @@ def test_an_imu_stats_1_model_still_predicts(hapt_result: tuple[Path, dict], tmp
     from pipelines.registry import load_model
 
     home, _ = hapt_result
-    old = json.loads(run_cli("train", "--dataset", "hapt-train", "--feature-set", "imu-stats-1", "--trees", "20",
-                             "--cv", "group-kfold:2", "--json", home=home).stdout)
+    old = json.loads(
+        run_cli(
+            "train",
+            "--dataset",
+            "hapt-train",
+            "--feature-set",
+            "imu-stats-1",
+            "--trees",
+            "20",
+            "--cv",
+            "group-kfold:2",
+            "--json",
+            home=home,
+        ).stdout
+    )
     assert old["spec"]["feature_set_version"] == "imu-stats-1"
     frame = pd.read_parquet(home / "data" / "datasets" / "hapt-test" / "recordings.parquet")
     recording = frame[frame["recording"] == "exp22_user11"]

@@ -27,8 +27,9 @@ HANG_S = 30.0  # guards against a hang; never a measure
 def tmpfs(path: Path, size: str) -> Iterator[Path]:
     """A tmpfs of ``size`` (e.g. "96k") mounted at ``path``: a disk that fills up (needs root)."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     assert mounted.returncode == 0, f"mount tmpfs failed ({mounted.stderr.strip()}); the fault suite runs as root"
     try:
         yield path
@@ -40,8 +41,11 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
 def redis_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A redis-server of this test's own on a free port, killed at the end if still alive."""
     port = free_port()
-    process = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + HANG_S
         while not _answers_ping(port):
@@ -74,8 +78,10 @@ def predictions_locked(database: str) -> Iterator[None]:
 
 def waiting_copy(database: str) -> int:
     """The backend pid of the server's COPY into ``predictions``, once it waits on the lock."""
-    query = ("SELECT pid FROM pg_stat_activity WHERE datname = %s AND query LIKE 'COPY predictions%%' "
-             "AND wait_event_type = 'Lock'")
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND query LIKE 'COPY predictions%%' "
+        "AND wait_event_type = 'Lock'"
+    )
     deadline = time.monotonic() + HANG_S
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         while not (rows := admin.execute(query, (database,)).fetchall()):

@@ -38,7 +38,9 @@ def free_port() -> int:
 class ServerProcess:
     """``posture serve`` as a user runs it, against ``home`` with its own data dir (SQLite store)."""
 
-    def __init__(self, home: Path, data_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, home: Path, data_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,7 +53,10 @@ class ServerProcess:
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "posture_cli", "serve", "--port", str(self.port), *args],
-            env=full_env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 

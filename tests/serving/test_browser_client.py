@@ -24,8 +24,14 @@ from tests.serving.serving_support import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = REPO / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
@@ -74,7 +80,9 @@ class Client:
 
     def wait_predictions(self, n: int, timeout_ms: float = PREDICTION_TIMEOUT_MS) -> None:
         self.page.wait_for_function(
-            "n => Number(document.getElementById('stat-count').textContent) >= n", arg=n, timeout=timeout_ms,
+            "n => Number(document.getElementById('stat-count').textContent) >= n",
+            arg=n,
+            timeout=timeout_ms,
         )
 
     def screenshot(self, name: str) -> Path:
@@ -138,7 +146,9 @@ def test_simulated_walking_streams_and_is_predicted(server: ServerProcess, clien
     assert 3.0 <= frames <= 7.0 and 40 <= samples <= 60, page.text_content("#stat-fps")  # 5 frames of 10 at 50 Hz
     assert server.wait_rows(WS_PREDICTIONS, before + 4) >= before + 4  # logged by the real server
     origin = server.url.removeprefix("http://")
-    assert all(re.match(rf"(http|ws)://{re.escape(origin)}/", url) for url in client.requests), client.requests  # offline
+    assert all(re.match(rf"(http|ws)://{re.escape(origin)}/", url) for url in client.requests), (
+        client.requests
+    )  # offline
     assert f"ws://{origin}/v1/stream" in client.requests
     key_url = page.evaluate("async () => (await import('./connection.js')).streamUrl('k&y =')")
     assert key_url == f"ws://{origin}/v1/stream?token=k%26y+%3D"  # the API key field, as `token`
@@ -188,7 +198,9 @@ def test_markup_from_the_server_is_shown_as_text(server: ServerProcess, client: 
                 ws.send(message)
                 return
             crafted = data | {
-                "label": MARKUP, "smoothed_label": MARKUP, "model_version": MARKUP,
+                "label": MARKUP,
+                "smoothed_label": MARKUP,
+                "model_version": MARKUP,
                 "probabilities": {MARKUP: 0.97, "walking": 0.03},
                 "smoothed_probabilities": {MARKUP: 0.96, "walking": 0.04},
             }
@@ -215,7 +227,10 @@ def test_markup_from_the_server_is_shown_as_text(server: ServerProcess, client: 
 
 
 def test_api_key_field_when_keys_are_required(
-    trained_home: Path, tmp_path: Path, client: Client, monkeypatch: pytest.MonkeyPatch,
+    trained_home: Path,
+    tmp_path: Path,
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     page = client.page
     monkeypatch.setenv("POSTURE_DATA_DIR", str(tmp_path))  # the key goes into this server's store
@@ -237,7 +252,10 @@ def test_api_key_field_when_keys_are_required(
 
 
 def test_reconnects_after_the_server_restarts(
-    servers: list[ServerProcess], trained_home: Path, tmp_path_factory: pytest.TempPathFactory, client: Client,
+    servers: list[ServerProcess],
+    trained_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    client: Client,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     page = client.page

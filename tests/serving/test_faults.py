@@ -43,8 +43,11 @@ from tests.serving.fault_support import (
 from tests.serving.serving_support import ServerProcess
 from tests.serving.store.store_helpers import TcpProxy, pg_url, throwaway_database
 
-ROOMY = {"POSTURE_RATE_LIMIT_PER_S": "100000", "POSTURE_RATE_LIMIT_BURST": "100000",
-         "POSTURE_LOG_FLUSH_INTERVAL_S": "0.05"}  # these tests send faster than real time
+ROOMY = {
+    "POSTURE_RATE_LIMIT_PER_S": "100000",
+    "POSTURE_RATE_LIMIT_BURST": "100000",
+    "POSTURE_LOG_FLUSH_INTERVAL_S": "0.05",
+}  # these tests send faster than real time
 SESSION_STARTS = "SELECT window_start FROM predictions WHERE session_id = :s ORDER BY id"
 SESSION_ROWS = "SELECT COUNT(*) FROM predictions WHERE session_id = :s"
 
@@ -64,8 +67,12 @@ def _clean_log(server: ServerProcess, log: str | None = None) -> list[dict[str, 
 
 
 def _full_disk_server(trained_home: Path, data: Path, database: str, proxy: TcpProxy, spool: Path) -> ServerProcess:
-    env = {**ROOMY, "POSTURE_DATABASE_URL": pg_url(database, proxy.port), "POSTURE_SPOOL_DIR": str(spool),
-           "POSTURE_LOG_BATCH_SIZE": "40"}  # ~15 KB a spooled batch: a few fit, then the disk is full
+    env = {
+        **ROOMY,
+        "POSTURE_DATABASE_URL": pg_url(database, proxy.port),
+        "POSTURE_SPOOL_DIR": str(spool),
+        "POSTURE_LOG_BATCH_SIZE": "40",
+    }  # ~15 KB a spooled batch: a few fit, then the disk is full
     return ServerProcess(trained_home, data, env=env)
 
 
@@ -114,8 +121,10 @@ def test_a_shutdown_on_a_full_disk_loses_only_what_nothing_takes(
         finally:
             second.kill()
         starts = sorted(row[0] for row in second.query(SESSION_STARTS, s=session))
-    print(f"\nshutdown on a full disk ({'database back' if database_back else 'database down'}): {total} "
-          f"predictions, {len(starts)} rows, {total - len(starts)} lost, {dropped} rows counted dropped")
+    print(
+        f"\nshutdown on a full disk ({'database back' if database_back else 'database down'}): {total} "
+        f"predictions, {len(starts)} rows, {total - len(starts)} lost, {dropped} rows counted dropped"
+    )
     assert len(starts) == len(set(starts))  # none twice
     if database_back:
         assert dropped == 0 and starts == [float(i) for i in range(total)]
@@ -136,8 +145,12 @@ async def _outage_on_a_full_disk(server: ServerProcess, proxy: TcpProxy, recover
         assert readyz(server.url)["database"] == "unreachable"
         if recover:
             proxy.restore()
-            await asyncio.to_thread(wait_ready, server.url, "the spool replayed and the queue written",
-                                    lambda b: b["backlog"] == 0 and server.metric("prediction_log_queue_depth") == 0)
+            await asyncio.to_thread(
+                wait_ready,
+                server.url,
+                "the spool replayed and the queue written",
+                lambda b: b["backlog"] == 0 and server.metric("prediction_log_queue_depth") == 0,
+            )
             await stream.send(5)  # and rows go straight to the database again
         return stream.session_id, len(stream.predictions)
 
@@ -254,7 +267,11 @@ async def _spool_everything(server: ServerProcess, proxy: TcpProxy) -> tuple[str
         proxy.cut()
         await stream.send(30)
     # Every row on disk, none in memory: what a SIGKILL may lose is only what was never spooled.
-    await asyncio.to_thread(wait_ready, server.url, "all rows spooled",
-                            lambda b: b["backlog"] >= 30 and server.metric("prediction_log_queue_depth") == 0)
+    await asyncio.to_thread(
+        wait_ready,
+        server.url,
+        "all rows spooled",
+        lambda b: b["backlog"] >= 30 and server.metric("prediction_log_queue_depth") == 0,
+    )
     assert readyz(server.url)["database"] == "unreachable"
     return stream.session_id, len(stream.predictions)

@@ -55,7 +55,9 @@ class CountingEngine:
 
 
 def served(engine: CountingEngine, version: str = "1") -> ServedModel:
-    loaded = SimpleNamespace(spec=SPEC, name="m", version=version, alias=None, uri="test", loaded_at=datetime.now(timezone.utc))
+    loaded = SimpleNamespace(
+        spec=SPEC, name="m", version=version, alias=None, uri="test", loaded_at=datetime.now(timezone.utc)
+    )
     return ServedModel(loaded, engine)  # type: ignore[arg-type]
 
 
@@ -108,7 +110,8 @@ def test_an_engine_error_reaches_each_submitter_and_the_batcher_goes_on() -> Non
         batcher = MicroBatcher(ServerMetrics(), tick_s=0.01)
         batcher.start()
         outcomes = await asyncio.gather(
-            submit(batcher, windows_with_mean(1.0), broken), submit(batcher, windows_with_mean(2.0), healthy),
+            submit(batcher, windows_with_mean(1.0), broken),
+            submit(batcher, windows_with_mean(2.0), healthy),
             return_exceptions=True,
         )
         assert isinstance(outcomes[0], ValueError)

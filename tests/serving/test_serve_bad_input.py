@@ -174,8 +174,11 @@ def test_a_sensorlogger_push_with_sparse_timestamps_is_refused(server: ServerPro
     assert probes >= 1
     assert refused.status_code == 422 and "500001 samples" in refused.json()["detail"]
     later = base + 20_000 * 10**9
-    valid = httpx.post(f"{server.url}/v1/push/sensorlogger", timeout=10.0,
-                       json={"sessionId": "sparse-1", "payload": _payload(rows[:150], later)})
+    valid = httpx.post(
+        f"{server.url}/v1/push/sensorlogger",
+        timeout=10.0,
+        json={"sessionId": "sparse-1", "payload": _payload(rows[:150], later)},
+    )
     assert valid.status_code == 200, valid.text
     body = valid.json()
     assert body["samples"] == 150 and len(body["predictions"]) == 2 and not body["errors"]
@@ -193,11 +196,15 @@ def test_bodies_that_answered_500_get_a_4xx_naming_the_problem(server: ServerPro
         assert not_utf8.status_code == 422
         assert not_utf8.json()["detail"][0]["loc"] == ["body"] and "Invalid JSON" in not_utf8.json()["detail"][0]["msg"]
         assert http.post("/v1/predict", content=b'{"samples": [[1, "\xff"]]}').status_code == 422
-        big_time = http.post("/v1/push/sensorlogger", content='{"sessionId": "s", "payload": [%s]}'
-                             % (reading % ("99999999999999999999999", "0.1")))
+        big_time = http.post(
+            "/v1/push/sensorlogger",
+            content='{"sessionId": "s", "payload": [%s]}' % (reading % ("99999999999999999999999", "0.1")),
+        )
         assert big_time.status_code == 422 and big_time.json()["detail"][0]["loc"] == ["body", "payload", 0, "time"]
-        big_x = http.post("/v1/push/sensorlogger", content='{"sessionId": "s", "payload": [%s]}'
-                          % (reading % ("1700000000000000000", HUGE_INT)))
+        big_x = http.post(
+            "/v1/push/sensorlogger",
+            content='{"sessionId": "s", "payload": [%s]}' % (reading % ("1700000000000000000", HUGE_INT)),
+        )
         assert big_x.status_code == 422 and "must be finite" in big_x.json()["detail"]
         assert http.post("/v1/push/sensorlogger", content=b"\xff").status_code == 400
     assert server.metric("rest_server_requests_total", method="POST", path="/v1/predict", status_code="500") == 0
@@ -220,7 +227,13 @@ def test_frames_that_closed_the_session_get_an_error_and_it_goes_on(server: Serv
     ]
     ready, predictions, errors = asyncio.run(stream(server.ws_url, good[:1] + bad + good[1:], expect=3))
     assert [e["code"] for e in errors] == [
-        "non_finite", "bad_frame", "bad_json", "bad_frame", "bad_frame", "bad_frame", "bad_hello",
+        "non_finite",
+        "bad_frame",
+        "bad_json",
+        "bad_frame",
+        "bad_frame",
+        "bad_frame",
+        "bad_hello",
     ]
     assert [m["window_start"] for m in predictions] == [0.0, 1.0, 2.0]  # no good frame lost around the bad ones
     closed = "SELECT errors, close_code FROM connections WHERE session_id = :s AND closed_at IS NOT NULL"
@@ -257,6 +270,8 @@ def test_a_text_frame_that_is_not_utf8_closes_with_1007_and_the_session_resumes(
     assert [m["window_start"] for m in after] == [2.0, 3.0] and {m["session_id"] for m in after} == {session}
     events = server.events()
     assert any(e["event"] == "frame_not_utf8" and e["level"] == "warning" for e in events)
-    assert any(e["event"] == "session_closed" and e["session_id"] == session and e["close_code"] == 1007 for e in events)
+    assert any(
+        e["event"] == "session_closed" and e["session_id"] == session and e["close_code"] == 1007 for e in events
+    )
     assert server.metric("websocket_sessions_closed_total", code="1007") >= 1
     _no_traceback(server)

@@ -32,6 +32,7 @@ def test_events_reach_stderr_and_the_file_as_json_lines(tmp_path: Path, capfd: p
     from_stderr = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
     assert from_file == from_stderr
     assert [(e["logger"], e["level"], e["event"]) for e in from_file] == [
-        (LOGGER_NAME, "info", "session_opened"), ("uvicorn.error", "warning", "port 8000 is busy"),
+        (LOGGER_NAME, "info", "session_opened"),
+        ("uvicorn.error", "warning", "port 8000 is busy"),
     ]
     assert from_file[0]["session_id"] == "abc"

@@ -40,8 +40,20 @@ def server(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_every_schemathesis_check_passes_on_the_served_spec(server: ServerProcess, tmp_path: Path) -> None:
     print(f"schemathesis seed {SEED} (POSTURE_SCHEMATHESIS_SEED), {MAX_EXAMPLES} examples")
     command = [
-        sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run", f"{server.url}/openapi.json",
-        "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--continue-on-failure",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{server.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--continue-on-failure",
         "--no-color",
     ]
     # Its own folder: schemathesis keeps a case database in ./.schemathesis.
@@ -81,8 +93,12 @@ def test_the_spec_says_exactly_one_input_and_every_edge_answer(server: ServerPro
 
 
 def test_a_server_that_requires_keys_documents_them() -> None:
-    spec = {"paths": {"/v1/predict": {"post": {"responses": {"503": {"description": "Shutting down."}}}},
-                      "/healthz": {"get": {"responses": {"200": {"description": "ok"}}}}}}
+    spec = {
+        "paths": {
+            "/v1/predict": {"post": {"responses": {"503": {"description": "Shutting down."}}}},
+            "/healthz": {"get": {"responses": {"200": {"description": "ok"}}}},
+        }
+    }
     document_edge(spec, keys_required=True)
     predict = spec["paths"]["/v1/predict"]["post"]
     assert predict["security"] == [{SECURITY_SCHEME: []}] and {"401", "429", "503"} <= set(predict["responses"])

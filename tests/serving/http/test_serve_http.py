@@ -22,6 +22,7 @@ from pipelines.registry import LoadedModel
 from serving.edge.ratelimit import TokenBucketLimiter
 from tests.serving.serving_support import CHANNELS, ServerProcess, as_recording, recording
 
+
 @pytest.fixture(scope="module")
 def server(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # A slow refill, so the flood test sees 429 however loaded the machine is.
@@ -47,7 +48,12 @@ def test_health_readiness_and_the_model(client: httpx.Client) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {
-        "status": "ready", "reasons": [], "model_version": "1", "database": "ok", "backlog": 0, "rows_dropped": 0,
+        "status": "ready",
+        "reasons": [],
+        "model_version": "1",
+        "database": "ok",
+        "backlog": 0,
+        "rows_dropped": 0,
     }
     (model,) = client.get("/v1/models").json()["models"]
     assert (model["name"], model["version"], model["alias"], model["engine"]) == ("posture", "1", "champion", "onnx")
@@ -150,10 +156,15 @@ def test_openapi_is_valid_and_describes_real_responses(client: httpx.Client, ten
     registry = Registry().with_resource("urn:spec", Resource.from_contents(document))
 
     def check(path: str, method: str, answer: httpx.Response) -> None:
-        schema = spec["paths"][path][method]["responses"][str(answer.status_code)]["content"]["application/json"]["schema"]
+        schema = spec["paths"][path][method]["responses"][str(answer.status_code)]["content"]["application/json"][
+            "schema"
+        ]
         ref = schema["$ref"].replace("#/", "urn:spec#/")
         jsonschema.Draft202012Validator({"$ref": ref}, registry=registry).validate(answer.json())
-    check("/v1/predict", "post", client.post("/v1/predict", json={"samples": ten_seconds[CHANNELS].to_numpy().tolist()}))
+
+    check(
+        "/v1/predict", "post", client.post("/v1/predict", json={"samples": ten_seconds[CHANNELS].to_numpy().tolist()})
+    )
     check("/v1/predict", "post", client.post("/v1/predict", json={"samples": [[0.0] * 6]}))
     check("/v1/models", "get", client.get("/v1/models"))
     check("/readyz", "get", client.get("/readyz"))
@@ -181,8 +192,15 @@ def test_every_prediction_lands_in_sqlite_and_metrics_count_it(
     assert server.metric("prediction_log_rows_written_total") >= 27
     assert server.metric("prediction_log_rows_dropped_total") == 0
     labels = {p["label"] for p in client.post("/v1/predict", json=body).json()["predictions"]}
-    assert sum(server.metric("model_predictions_total", label=l, model_name="posture", model_version="1", source="http")
-               for l in labels) >= 36
+    assert (
+        sum(
+            server.metric(
+                "model_predictions_total", label=label, model_name="posture", model_version="1", source="http"
+            )
+            for label in labels
+        )
+        >= 36
+    )
     assert server.metric("model_info", alias="champion", engine="onnx", model_name="posture", model_version="1") == 1
 
 

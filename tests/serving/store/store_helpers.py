@@ -56,18 +56,36 @@ def empty_database(kind: str, folder: Path) -> Iterator[str]:
 def record(seq: int, device: str | None = "phone-42", label: str = "sitting") -> PredictionRecord:
     """A prediction whose ``window_start`` is its sequence number, to check order later."""
     return PredictionRecord(
-        time=datetime.now(UTC), session_id="session-1", device_id=device, source="ws", model_name="posture",
-        model_version="3", label=label, confidence=0.9, probabilities={"sitting": 0.9, "walking": 0.1},
-        window_start=float(seq), window_end=seq + 2.0, latency_ms=1.5,
+        time=datetime.now(UTC),
+        session_id="session-1",
+        device_id=device,
+        source="ws",
+        model_name="posture",
+        model_version="3",
+        label=label,
+        confidence=0.9,
+        probabilities={"sitting": 0.9, "walking": 0.1},
+        window_start=float(seq),
+        window_end=seq + 2.0,
+        latency_ms=1.5,
     )
 
 
 def table_row(seq: int) -> dict[str, object]:
     """A predictions row as the store queues it (already pseudonymised)."""
     return {
-        "time": datetime.now(UTC), "session_id": "session-1", "device_hash": pseudonymize("phone-42", KEY),
-        "source": "http", "model_name": "posture", "model_version": "3", "label": "sitting", "confidence": 0.9,
-        "probabilities": {"sitting": 0.9}, "window_start": float(seq), "window_end": seq + 2.0, "latency_ms": 1.0,
+        "time": datetime.now(UTC),
+        "session_id": "session-1",
+        "device_hash": pseudonymize("phone-42", KEY),
+        "source": "http",
+        "model_name": "posture",
+        "model_version": "3",
+        "label": "sitting",
+        "confidence": 0.9,
+        "probabilities": {"sitting": 0.9},
+        "window_start": float(seq),
+        "window_end": seq + 2.0,
+        "latency_ms": 1.0,
     }
 
 

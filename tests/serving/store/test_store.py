@@ -139,9 +139,10 @@ def test_rows_land_with_hashed_ids(store_url: str, tmp_path: Path) -> None:
     assert sequence_in_table(store_url) == list(range(121))
     engine = make_engine(store_url)
     with engine.connect() as conn:
-        dump = json.dumps([
-            [list(row) for row in conn.execute(text(f"SELECT * FROM {table}"))] for table in sorted(TABLES)
-        ], default=str)
+        dump = json.dumps(
+            [[list(row) for row in conn.execute(text(f"SELECT * FROM {table}"))] for table in sorted(TABLES)],
+            default=str,
+        )
         sessions = conn.execute(text("SELECT device_hash, client_hash, frames, errors, close_code FROM connections"))
         assert sessions.all() == [(pseudonymize("phone-42", KEY), pseudonymize("10.1.2.3", KEY), 60, 2, 1000)]
         hashes = conn.execute(text("SELECT DISTINCT device_hash FROM predictions")).scalars().all()

@@ -58,15 +58,30 @@ def _valid() -> st.SearchStrategy[Frame]:
 def valid_hello() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"type": st.just("hello")},
-        optional={"rate_hz": st.floats(5.0, 2000.0), "channels": st.permutations(CHANNELS),
-                  "device_id": st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=128)},
+        optional={
+            "rate_hz": st.floats(5.0, 2000.0),
+            "channels": st.permutations(CHANNELS),
+            "device_id": st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=128),
+        },
     )
 
 
 BAD_HELLOS = [
-    {"rate_hz": 0.01}, {"rate_hz": 4.9}, {"rate_hz": 0}, {"rate_hz": -50}, {"rate_hz": 2001}, {"rate_hz": "50"},
-    {"rate_hz": True}, {"channels": ["ax", "ay", "az"]}, {"channels": ["ax", "ax"]}, {"channels": ["zz"]},
-    {"channels": []}, {"device_id": ""}, {"device_id": "x" * 129}, {"session_id": "../etc"}, {"session_id": 7},
+    {"rate_hz": 0.01},
+    {"rate_hz": 4.9},
+    {"rate_hz": 0},
+    {"rate_hz": -50},
+    {"rate_hz": 2001},
+    {"rate_hz": "50"},
+    {"rate_hz": True},
+    {"channels": ["ax", "ay", "az"]},
+    {"channels": ["ax", "ax"]},
+    {"channels": ["zz"]},
+    {"channels": []},
+    {"device_id": ""},
+    {"device_id": "x" * 129},
+    {"session_id": "../etc"},
+    {"session_id": 7},
 ]
 
 
@@ -74,13 +89,25 @@ def _refused() -> st.SearchStrategy[Frame]:
     """Frames every session must answer with an error message, wherever they come."""
     rows = ROWS.map(lambda r: _json({"samples": r}))
     fixed = [
-        '{"samples": []}', '{"samples": [[1, 2, 3, 4, 5]]}', '{"samples": [[1, 2, 3, 4, 5, 6, 7]]}',
-        '{"samples": [["0.1", "9.7", "0.3", "0", "0", "0"]]}', '{"samples": [[true, false, true, 0, 0, 0]]}',
-        '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": "now"}', '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": 1.7e18}',
-        '{"samples": [[NaN, 2, 3, 4, 5, 6]]}', '{"samples": [[1, 2, 3, 4, 5, Infinity]]}',
+        '{"samples": []}',
+        '{"samples": [[1, 2, 3, 4, 5]]}',
+        '{"samples": [[1, 2, 3, 4, 5, 6, 7]]}',
+        '{"samples": [["0.1", "9.7", "0.3", "0", "0", "0"]]}',
+        '{"samples": [[true, false, true, 0, 0, 0]]}',
+        '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": "now"}',
+        '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": 1.7e18}',
+        '{"samples": [[NaN, 2, 3, 4, 5, 6]]}',
+        '{"samples": [[1, 2, 3, 4, 5, Infinity]]}',
         '{"samples": [[1e39, 0, 0, 0, 0, 0]]}',
-        '{"samples": [[1, 2, 3, 4, 5, 1' + "0" * 400 + "]]}", "[1, 2]", '"samples"', "null", "[" * 3000 + "]" * 3000,
-        "", np.full((2, 6), np.nan, "<f4").tobytes(), b"", b"\x00" * 25,
+        '{"samples": [[1, 2, 3, 4, 5, 1' + "0" * 400 + "]]}",
+        "[1, 2]",
+        '"samples"',
+        "null",
+        "[" * 3000 + "]" * 3000,
+        "",
+        np.full((2, 6), np.nan, "<f4").tobytes(),
+        b"",
+        b"\x00" * 25,
     ]
     return st.one_of(
         st.sampled_from(fixed).map(lambda data: Frame(data, ERROR)),

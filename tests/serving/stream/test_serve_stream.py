@@ -34,8 +34,16 @@ from serving.stream.buffer import StreamResampler, StreamWindower
 from serving.stream.protocol import FrameError, FrameTooBig, Hello, parse_binary, parse_text
 from tests.conftest import run_cli
 from tests.serving.serving_support import (
-    CHANNELS, ServerProcess, as_recording, binary_frames, expected_windows, json_frames, probabilities,
-    receive_until, recording, stream,
+    CHANNELS,
+    ServerProcess,
+    as_recording,
+    binary_frames,
+    expected_windows,
+    json_frames,
+    probabilities,
+    receive_until,
+    recording,
+    stream,
 )
 from tests.serving.store.store_helpers import TcpProxy, pg_url, throwaway_database
 
@@ -127,7 +135,9 @@ def test_windower_maps_channels_and_follows_t0() -> None:
 @pytest.fixture(scope="module")
 def server(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Pings every second: a client that stops answering is gone within about two.
-    process = ServerProcess(trained_home, tmp_path_factory.mktemp("stream-server"), env={"POSTURE_HEARTBEAT_INTERVAL_S": "1"})
+    process = ServerProcess(
+        trained_home, tmp_path_factory.mktemp("stream-server"), env={"POSTURE_HEARTBEAT_INTERVAL_S": "1"}
+    )
     yield process
     assert process.stop() == 0
 
@@ -147,7 +157,9 @@ def test_a_session_matches_posture_predict(server: ServerProcess, champion: Load
     assert len(got) == len(raw.start) == expected_windows(len(mixed))
     assert [m["label"] for m in got] == list(raw.labels)
     np.testing.assert_allclose(probabilities(got, raw.classes), raw.probabilities, atol=1e-6)
-    np.testing.assert_allclose(probabilities(got, raw.classes, "smoothed_probabilities"), smoothed.probabilities, atol=1e-6)
+    np.testing.assert_allclose(
+        probabilities(got, raw.classes, "smoothed_probabilities"), smoothed.probabilities, atol=1e-6
+    )
     assert [m["smoothed_label"] for m in got] == list(smoothed.labels)
     np.testing.assert_allclose([m["window_start"] for m in got], raw.start, atol=1e-6)
     np.testing.assert_allclose([m["window_end"] for m in got], raw.end, atol=1e-6)
@@ -155,13 +167,17 @@ def test_a_session_matches_posture_predict(server: ServerProcess, champion: Load
     session = ready["session_id"]
     assert server.wait_rows(SESSION_SQL, len(got), s=session) == len(got)
     closed = "SELECT frames, predictions, errors, close_code, device_hash FROM connections WHERE session_id = :s AND closed_at IS NOT NULL"
-    assert server.wait_rows(closed.replace("frames, predictions, errors, close_code, device_hash", "COUNT(*)"), 1, s=session)
+    assert server.wait_rows(
+        closed.replace("frames, predictions, errors, close_code, device_hash", "COUNT(*)"), 1, s=session
+    )
     ((frames_seen, predicted, errors_seen, code, device_hash),) = server.query(closed, s=session)
     assert (frames_seen, predicted, errors_seen, code) == (len(frames) + 1, len(got), 0, 1000)
     assert device_hash and "phone-42" not in device_hash
 
 
-def test_binary_frames_and_a_declared_layout_give_the_same_predictions(server: ServerProcess, trained_home: Path) -> None:
+def test_binary_frames_and_a_declared_layout_give_the_same_predictions(
+    server: ServerProcess, trained_home: Path
+) -> None:
     part = recording(trained_home, "s07-mixed-1", seconds=30.0)
     _, as_json, _ = asyncio.run(stream(server.ws_url, list(json_frames(part, 50)), expect=29))
     _, as_binary, _ = asyncio.run(stream(server.ws_url, list(binary_frames(part, 50)), expect=29))
@@ -183,13 +199,25 @@ def test_binary_frames_and_a_declared_layout_give_the_same_predictions(server: S
 def test_bad_frames_get_errors_and_the_session_goes_on(server: ServerProcess, mixed: Any) -> None:
     good = list(json_frames(mixed.iloc[:300], 50))
     bad = [
-        "not json", json.dumps({"samples": [[1.0, 2.0]]}), '{"samples": [[1, 2, 3, 4, 5, NaN]]}',
-        json.dumps({"type": "stop"}), b"\x00" * 7, json.dumps({"type": "hello", "rate_hz": 25}),
+        "not json",
+        json.dumps({"samples": [[1.0, 2.0]]}),
+        '{"samples": [[1, 2, 3, 4, 5, NaN]]}',
+        json.dumps({"type": "stop"}),
+        b"\x00" * 7,
+        json.dumps({"type": "hello", "rate_hz": 25}),
         json.dumps({"samples": [[0.0] * 6], "t0": -50.0}),
     ]
     frames = good[:2] + bad + good[2:]
     ready, got, errors = asyncio.run(stream(server.ws_url, frames, expect=expected_windows(300)))
-    assert [e["code"] for e in errors] == ["bad_json", "bad_frame", "non_finite", "unknown_type", "bad_frame", "bad_hello", "bad_time"]
+    assert [e["code"] for e in errors] == [
+        "bad_json",
+        "bad_frame",
+        "non_finite",
+        "unknown_type",
+        "bad_frame",
+        "bad_hello",
+        "bad_time",
+    ]
     assert all(e["detail"] for e in errors)
     assert [m["window_start"] for m in got] == [0.0, 1.0, 2.0, 3.0, 4.0]  # no frame lost around the bad ones
     closed = "SELECT errors FROM connections WHERE session_id = :s AND closed_at IS NOT NULL"
@@ -307,7 +335,9 @@ def test_hot_reload_while_a_session_streams(trained_home: Path, tmp_path: Path, 
     assert any(e["event"] == "model_reloaded" and e["version"] == "2" for e in server.events())
 
 
-def test_sigterm_closes_sessions_with_1001_and_flushes_every_row(trained_home: Path, tmp_path: Path, mixed: Any) -> None:
+def test_sigterm_closes_sessions_with_1001_and_flushes_every_row(
+    trained_home: Path, tmp_path: Path, mixed: Any
+) -> None:
     # A long flush interval: rows are still in memory when the signal comes.
     server = ServerProcess(trained_home, tmp_path / "data", env={"POSTURE_LOG_FLUSH_INTERVAL_S": "30"})
 
@@ -328,7 +358,9 @@ def test_sigterm_closes_sessions_with_1001_and_flushes_every_row(trained_home: P
     assert code == 1001
     assert server.stop() == 0
     assert server.query(SESSION_SQL, s=session)[0][0] == predicted == 19
-    assert server.query("SELECT close_code, predictions FROM connections WHERE session_id = :s", s=session) == [(1001, 19)]
+    assert server.query("SELECT close_code, predictions FROM connections WHERE session_id = :s", s=session) == [
+        (1001, 19)
+    ]
     served = server.query("SELECT value FROM model_metrics WHERE metric = 'served_predictions' AND dataset = 'served'")
     assert served and served[-1][0] == 19
     events = [e["event"] for e in server.events()]
@@ -349,8 +381,10 @@ def test_postgres_outage_mid_stream_loses_no_prediction(trained_home: Path, tmp_
             proxy.close()
         server.database_url = direct
         assert server.query(SESSION_SQL, s=session)[0][0] == total
-        starts = [row[0] for row in server.query(
-            "SELECT window_start FROM predictions WHERE session_id = :s ORDER BY id", s=session)]
+        starts = [
+            row[0]
+            for row in server.query("SELECT window_start FROM predictions WHERE session_id = :s ORDER BY id", s=session)
+        ]
         assert starts == [float(i) for i in range(total)]  # each once, in order
         assert server.query("SELECT close_code FROM connections WHERE session_id = :s", s=session) == [(1000,)]
 
@@ -359,6 +393,7 @@ async def _stream_through_outage(server: ServerProcess, proxy: TcpProxy, mixed: 
     frames = continuous_frames(mixed, 50)
     readyz = f"{server.url}/readyz"
     async with httpx.AsyncClient(timeout=10) as http, websockets.connect(server.ws_url) as ws:
+
         async def send(part: list[str]) -> list[dict[str, Any]]:
             for frame in part:
                 await ws.send(frame)

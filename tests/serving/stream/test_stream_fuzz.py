@@ -43,8 +43,13 @@ MODEL_RATE_HZ = 50.0
 HANG_S = 30.0  # a guard against a hung session, never a measure
 STATS: Counter[str] = Counter()
 Session = tuple[dict[str, Any] | None, list[Frame]]
-FUZZ = settings(deadline=None, database=None, phases=[Phase.generate], print_blob=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 
 @pytest.fixture(scope="module")

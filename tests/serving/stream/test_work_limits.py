@@ -125,7 +125,9 @@ def test_uvicorn_invalid_utf8_error_becomes_one_warning_line() -> None:
     try:
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
     except UnicodeDecodeError:
-        record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, UVICORN_INVALID_UTF8, None, sys.exc_info())
+        record = logging.LogRecord(
+            "uvicorn.error", logging.ERROR, __file__, 1, UVICORN_INVALID_UTF8, None, sys.exc_info()
+        )
     other = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None, None)
     assert ClientFaultFilter().filter(record) and ClientFaultFilter().filter(other)
     line = json.loads(JsonLinesFormatter().format(record))
