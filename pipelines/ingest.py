@@ -12,41 +12,21 @@ from pydantic import BaseModel, Field
 from features.errors import PostureError
 from pipelines.dataset import build_manifest, recordings_to_frame, write_dataset
 from pipelines.progress import report
+from pipelines.read_options import ReadOptions
 from pipelines.recording import Recording
 
 
 class IngestRequest(BaseModel):
-    """Where recordings are, how to read them, and where the dataset goes."""
+    """Where recordings are, how to read them, and where the dataset goes.
+
+    ``read_options.max_gap_s`` also bounds the gaps resampling interpolates over.
+    """
 
     paths: list[str] = Field(default_factory=list)
     dataset_dir: str
     rate_hz: float = 50.0
-    max_gap_s: float = 0.5
-    column_map: dict[str, str] = Field(default_factory=dict)
-    acc_units: str = "m/s2"
-    gyro_units: str = "rad/s"
-    time_units: str | None = None
-    label: str | None = None
-    subject: str | None = None
-    ts_rate_hz: float | None = None
-    keep_transitions: bool = False
+    read_options: ReadOptions = Field(default_factory=ReadOptions)
     sample: bool = False
-
-
-def read_options(request: IngestRequest) -> Any:
-    from pipelines.readers import ReadOptions
-
-    return ReadOptions(
-        column_map=request.column_map,
-        acc_units=request.acc_units,
-        gyro_units=request.gyro_units,
-        time_units=request.time_units,
-        label=request.label,
-        subject=request.subject,
-        rate_hz=request.ts_rate_hz,
-        max_gap_s=request.max_gap_s,
-        keep_transitions=request.keep_transitions,
-    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -59,8 +39,9 @@ def read_and_resample_task(path: str, request: IngestRequest) -> tuple[list[Reco
 
     report("read", path)
     try:
-        recordings = read_recordings(Path(path), read_options(request))
-        return [seg for rec in recordings for seg in resample_recording(rec, request.rate_hz, request.max_gap_s)], None
+        options = request.read_options
+        recordings = read_recordings(Path(path), options)
+        return [seg for rec in recordings for seg in resample_recording(rec, request.rate_hz, options.max_gap_s)], None
     except PostureError as err:
         report("failed", f"{path}: {err}")
         return [], str(err)

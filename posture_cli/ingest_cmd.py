@@ -7,7 +7,8 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from posture_cli.console import console, load_settings, parse_mapping, print_json, user_errors
+from posture_cli import read_flags
+from posture_cli.console import console, load_settings, print_json, user_errors
 from posture_cli.stages import show_stages
 
 
@@ -24,21 +25,16 @@ def ingest(
         typer.Option("--dataset", "-d", help="Dataset name (default: 'sample' with --sample, else required)."),
     ] = None,
     sample: Annotated[bool, typer.Option("--sample", help="Build the built-in synthetic sample dataset.")] = False,
-    column_map: Annotated[
-        Optional[list[str]],
-        typer.Option("--map", help="Column mapping CANONICAL=SOURCE, e.g. --map ax=accX (repeatable)."),
-    ] = None,
-    acc_units: Annotated[str, typer.Option("--acc-units", help="Accelerometer units: m/s2 or g.")] = "m/s2",
-    gyro_units: Annotated[str, typer.Option("--gyro-units", help="Gyroscope units: rad/s or deg/s.")] = "rad/s",
-    time_units: Annotated[
-        Optional[str], typer.Option("--time-units", help="Timestamp units: s, ms, us or ns (default: per format).")
-    ] = None,
+    column_map: Optional[list[str]] = read_flags.column_map(
+        "Column mapping CANONICAL=SOURCE, e.g. --map ax=accX (repeatable)."
+    ),
+    acc_units: str = read_flags.acc_units("Accelerometer units: m/s2 or g."),
+    gyro_units: str = read_flags.gyro_units("Gyroscope units: rad/s or deg/s."),
+    time_units: Optional[str] = read_flags.time_units("Timestamp units: s, ms, us or ns (default: per format)."),
     label: Annotated[Optional[str], typer.Option("--label", help="Label for every row that has none.")] = None,
     subject: Annotated[Optional[str], typer.Option("--subject", help="Subject for every row that has none.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", help="Resample to this rate in Hz (default 50).")] = None,
-    ts_rate: Annotated[
-        Optional[float], typer.Option("--ts-rate", help="Sampling rate of .ts files, which carry no timestamps.")
-    ] = None,
+    ts_rate: Optional[float] = read_flags.ts_rate("Sampling rate of .ts files, which carry no timestamps."),
     max_gap: Annotated[
         Optional[float], typer.Option("--max-gap", help="Gaps longer than this (s) split a recording.")
     ] = None,
@@ -70,15 +66,17 @@ def ingest(
         paths=[str(p) for p in paths or []],
         dataset_dir=str(settings.dataset_dir(name)),
         rate_hz=settings.rate_hz,
-        max_gap_s=settings.max_gap_s,
-        column_map=parse_mapping(column_map),
-        acc_units=acc_units,
-        gyro_units=gyro_units,
-        time_units=time_units,
-        label=label,
-        subject=subject,
-        ts_rate_hz=ts_rate,
-        keep_transitions=hapt_transitions == "keep",
+        read_options=read_flags.read_options(
+            column_map,
+            ts_rate,
+            acc_units=acc_units,
+            gyro_units=gyro_units,
+            time_units=time_units,
+            label=label,
+            subject=subject,
+            max_gap_s=settings.max_gap_s,
+            keep_transitions=hapt_transitions == "keep",
+        ),
         sample=sample,
     )
     with show_stages("ingest", enabled=not as_json):

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from features.errors import PostureError
-from posture_cli.console import console, error_console, load_settings, parse_mapping, user_errors
+from posture_cli import read_flags
+from posture_cli.console import console, error_console, load_settings, user_errors
 
 FORMATS = ("csv", "json", "parquet")
 
@@ -117,17 +118,14 @@ def predict(
             help="Smooth probabilities with the model's causal forward filter (what the server's smoothed_* fields use).",
         ),
     ] = False,
-    column_map: Annotated[
-        Optional[list[str]], typer.Option("--map", help="Column mapping CANONICAL=SOURCE (repeatable).")
-    ] = None,
-    acc_units: Annotated[str, typer.Option("--acc-units", help="m/s2 or g.")] = "m/s2",
-    gyro_units: Annotated[str, typer.Option("--gyro-units", help="rad/s or deg/s.")] = "rad/s",
-    time_units: Annotated[Optional[str], typer.Option("--time-units", help="s, ms, us or ns.")] = None,
-    ts_rate: Annotated[Optional[float], typer.Option("--ts-rate", help="Sampling rate of .ts files.")] = None,
+    column_map: Optional[list[str]] = read_flags.column_map("Column mapping CANONICAL=SOURCE (repeatable)."),
+    acc_units: str = read_flags.acc_units("m/s2 or g."),
+    gyro_units: str = read_flags.gyro_units("rad/s or deg/s."),
+    time_units: Optional[str] = read_flags.time_units("s, ms, us or ns."),
+    ts_rate: Optional[float] = read_flags.ts_rate("Sampling rate of .ts files."),
     tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
 ) -> None:
     """Label every window of the recordings with the registered model's own preprocessing."""
-    from pipelines.readers import ReadOptions
     from pipelines.registry import load_model, resolve_model_uri
 
     settings = load_settings(mlflow_tracking_uri=tracking_uri)
@@ -135,12 +133,12 @@ def predict(
     if len(files) > 1 and out is not None and str(out) != "-" and out.suffix:
         raise PostureError(f"{len(files)} inputs but --out {out} is one file.", "pass a folder (or '-') as --out.")
     model = load_model(resolve_model_uri(model_ref, settings), settings)
-    options = ReadOptions(
-        column_map=parse_mapping(column_map),
+    options = read_flags.read_options(
+        column_map,
+        ts_rate,
         acc_units=acc_units,
         gyro_units=gyro_units,
         time_units=time_units,
-        rate_hz=ts_rate,
         max_gap_s=settings.max_gap_s,
     )
     fmt_name = output_format(out, fmt)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from features.errors import PostureError
+from posture_cli import read_flags
 from posture_cli.console import console, error_console, load_settings, user_errors
 
 if TYPE_CHECKING:
@@ -47,10 +48,8 @@ def stream(
         ),
     ] = None,
     baud: Annotated[int, typer.Option("--baud", help="Serial baud rate.")] = 115200,
-    acc_units: Annotated[str, typer.Option("--acc-units", help="m/s2 or g (serial and file devices).")] = "m/s2",
-    gyro_units: Annotated[
-        str, typer.Option("--gyro-units", help="rad/s or deg/s (serial and file devices).")
-    ] = "rad/s",
+    acc_units: str = read_flags.acc_units("m/s2 or g (serial and file devices)."),
+    gyro_units: str = read_flags.gyro_units("rad/s or deg/s (serial and file devices)."),
     binary: Annotated[bool, typer.Option("--binary", help="Send compact binary frames (float32 rows).")] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON line per prediction on stdout instead of the live view.")
@@ -66,7 +65,6 @@ def stream(
     ] = DEFAULT_BUFFER,
 ) -> None:
     """Stream IMU samples live to `posture serve` and show the predictions as they come."""
-    from pipelines.readers import ReadOptions
     from posture_cli.stream.client import ClientOptions
     from posture_cli.stream.devices import DeviceOptions, open_device
 
@@ -74,19 +72,11 @@ def stream(
         raise PostureError(
             f"--url {url} is not a WebSocket URL.", f"pass ws://HOST:PORT/v1/stream (default {DEFAULT_URL})."
         )
-    ReadOptions(acc_units=acc_units, gyro_units=gyro_units)  # one red line for a unit typo, before any I/O
     settings = load_settings()
+    # one red line for a unit typo, before any I/O
+    read_options = read_flags.read_options(acc_units=acc_units, gyro_units=gyro_units, max_gap_s=settings.max_gap_s)
     source = open_device(
-        device,
-        DeviceOptions(
-            speed=speed,
-            loop=loop,
-            rate_hz=rate,
-            baud=baud,
-            acc_units=acc_units,
-            gyro_units=gyro_units,
-            max_gap_s=settings.max_gap_s,
-        ),
+        device, DeviceOptions(speed=speed, loop=loop, rate_hz=rate, baud=baud, read_options=read_options)
     )
     options = ClientOptions(url=url, token=token, device_id=device_id, binary=binary, buffer_samples=buffer)
     stats = asyncio.run(_run(source, options, json_out, duration))

@@ -12,12 +12,13 @@ import os
 import stat
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from features.contract import ALL_CHANNELS
+from pipelines.read_options import ReadOptions
 from posture_cli.stream.chunks import CHUNK_ROWS, Chunk, Device, DeviceError
 from posture_cli.stream.serial_port import SerialDevice
 
@@ -95,13 +96,11 @@ class FileDevice:
         speed: float = 1.0,
         loop: bool = False,
         rate_hz: float | None = None,
-        acc_units: str = "m/s2",
-        gyro_units: str = "rad/s",
-        max_gap_s: float = 0.5,
+        read_options: ReadOptions = ReadOptions(),
     ) -> None:
         self.path, self.speed, self.loop = path, speed, loop
         self.label = str(path)
-        self._rate, self._units, self.max_gap_s = rate_hz, (acc_units, gyro_units), max_gap_s
+        self._rate, self.read_options = rate_hz, read_options
         self.segments: list[tuple[float, np.ndarray]] = []  # (t0 from the recording's start, rows)
         self.channels: tuple[str, ...] = ()
         self.rate_hz = 0.0
@@ -110,10 +109,9 @@ class FileDevice:
         self.segments, self.channels, self.rate_hz = await asyncio.to_thread(self._load)
 
     def _load(self) -> tuple[list[tuple[float, np.ndarray]], tuple[str, ...], float]:
-        from pipelines.readers import ReadOptions, read_recordings, resample_recording
+        from pipelines.readers import read_recordings, resample_recording
 
-        options = ReadOptions(acc_units=self._units[0], gyro_units=self._units[1], max_gap_s=self.max_gap_s)
-        recordings = read_recordings(self.path, options)
+        recordings = read_recordings(self.path, self.read_options)
         channels = recordings[0].channels
         rate = self._rate or nominal_rate(recordings[0].frame["timestamp"].to_numpy())
         segments, offset = [], 0.0
@@ -124,7 +122,7 @@ class FileDevice:
                     "replay them one file at a time.",
                 )
             origin = float(recording.frame["timestamp"].iloc[0])
-            for segment in resample_recording(recording, rate, self.max_gap_s):
+            for segment in resample_recording(recording, rate, self.read_options.max_gap_s):
                 frame = segment.frame
                 start = offset + float(frame["timestamp"].iloc[0]) - origin
                 segments.append((start, frame[list(channels)].to_numpy(np.float32)))
@@ -183,13 +181,13 @@ def is_serial_path(path: str) -> bool:
 
 @dataclass(frozen=True)
 class DeviceOptions:
+    """How to pace a device, and how to read a file's or a serial port's samples (units, gaps)."""
+
     speed: float = 1.0
     loop: bool = False
     rate_hz: float | None = None
     baud: int = 115200
-    acc_units: str = "m/s2"
-    gyro_units: str = "rad/s"
-    max_gap_s: float = 0.5
+    read_options: ReadOptions = field(default_factory=ReadOptions)
 
 
 def open_device(argument: str, options: DeviceOptions) -> Device:
@@ -204,13 +202,11 @@ def open_device(argument: str, options: DeviceOptions) -> Device:
             raise DeviceError(
                 "--speed and --loop apply to sim and file devices, not to a serial port.", "leave them out."
             )
-        return SerialDevice(port, options.baud, options.acc_units, options.gyro_units, options.rate_hz)
+        return SerialDevice(port, options.baud, options.read_options, options.rate_hz)
     path = Path(argument)
     if not path.exists():
         raise DeviceError(
             f"--device {argument}: no such file, and not sim or a serial port.",
             "pass sim[:POSTURE,...], a recording file, or a serial port such as /dev/ttyUSB0.",
         )
-    return FileDevice(
-        path, options.speed, options.loop, options.rate_hz, options.acc_units, options.gyro_units, options.max_gap_s
-    )
+    return FileDevice(path, options.speed, options.loop, options.rate_hz, options.read_options)

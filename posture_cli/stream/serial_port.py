@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from features.contract import ACC_CHANNELS, ALL_CHANNELS, STANDARD_GRAVITY
+from pipelines.read_options import ReadOptions
 from posture_cli.stream.chunks import CHUNK_ROWS, Chunk, DeviceError
 
 # field count -> (leading timestamp?, channels)
@@ -117,13 +118,12 @@ class SerialDevice:
         self,
         port: str,
         baud: int = 115200,
-        acc_units: str = "m/s2",
-        gyro_units: str = "rad/s",
+        read_options: ReadOptions = ReadOptions(),
         rate_hz: float | None = None,
     ) -> None:
-        self.port, self.baud, self.units = port, baud, (acc_units, gyro_units)
+        self.port, self.baud, self.read_options = port, baud, read_options
         self.label = f"serial:{port}@{baud}"
-        self.parser = LineParser(acc_units, gyro_units)
+        self.parser = LineParser(read_options.acc_units, read_options.gyro_units)
         self.rate_hz = rate_hz or 0.0
         self._queue: asyncio.Queue[tuple[float, Sample] | Exception] = asyncio.Queue()
         self._stop = threading.Event()
@@ -185,13 +185,10 @@ class SerialDevice:
         """The unit checks of reading a file, on the raw values: refuse what contradicts the flags."""
         import pandas as pd
 
-        from pipelines.readers import ReadOptions
         from pipelines.validation import check_declared_units
 
         raw = pd.DataFrame(values / self.parser.scale[: values.shape[1]], columns=list(self.channels))
-        check_declared_units(
-            raw, f"serial port {self.port}", ReadOptions(acc_units=self.units[0], gyro_units=self.units[1])
-        )
+        check_declared_units(raw, f"serial port {self.port}", self.read_options)
 
     def _read_lines(self, handle: Any, loop: asyncio.AbstractEventLoop) -> None:
         """In the reader thread: bytes -> lines -> samples -> the event loop's queue."""
