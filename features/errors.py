@@ -18,3 +18,7 @@ class DataError(PostureError):
 
 class SpecError(PostureError):
     """A recording cannot be windowed with a model's preprocessing spec."""
+
+
+class HopError(SpecError):
+    """The hop is not positive or longer than the window; the CLI names the flag that sets it."""

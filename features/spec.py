@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from features.contract import DEFAULT_HOP_S, DEFAULT_RATE_HZ, DEFAULT_WINDOW_S, ALL_CHANNELS
-from features.errors import SpecError
+from features.errors import HopError, SpecError
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,9 @@ class WindowSpec:
                 "use a longer window or a higher rate.",
             )
         if self.hop_samples < 1 or self.hop_s > self.window_s:
-            raise SpecError(
+            raise HopError(
                 f"Hop {self.hop_s} s must be positive and at most the window ({self.window_s} s).",
-                "pass --hop between 1/rate and the window length.",
+                "use a hop between one sample (1/rate) and the window length.",
             )
 
     @cached_property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.errors import SpecError
+from features.errors import HopError, SpecError
 from features.spec import WindowSpec
 from features.windows import sliding_windows, window_starts, windows_for_spec
 
@@ -65,3 +65,11 @@ def test_windows_for_spec_too_short_names_the_length() -> None:
     spec = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0)
     with pytest.raises(SpecError, match="99 samples"):
         windows_for_spec(recording(99), spec)
+
+
+@pytest.mark.parametrize("hop_s", [3.0, 0.001])
+def test_a_bad_hop_is_named_in_spec_terms_not_flags(hop_s: float) -> None:
+    with pytest.raises(HopError) as err:
+        WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=hop_s)
+    assert err.value.problem == f"Hop {hop_s} s must be positive and at most the window (2.0 s)."
+    assert err.value.fix == "use a hop between one sample (1/rate) and the window length."
