@@ -408,7 +408,7 @@ async def _stream_through_outage(server: ServerProcess, proxy: TcpProxy, mixed: 
         ready = await _wait_status(http, readyz, 503)
         assert ready["database"] == "unreachable" and "unreachable" in ready["reasons"][0]
         got += await send(frames[40:60])
-        assert (await http.get(readyz)).json()["backlog"] > 0 or server.metric("prediction_log_rows_spooled_total") > 0
+        await _wait_spooled(server)  # the writer may still be waiting on the cut connection
         proxy.restore()
         ready = await _wait_status(http, readyz, 200)
         got += await send(frames[60:80])
@@ -421,6 +421,13 @@ async def _wait_status(http: httpx.AsyncClient, url: str, status: int, timeout: 
         while (answer := await http.get(url)).status_code != status:
             await asyncio.sleep(0.1)
     return answer.json()
+
+
+async def _wait_spooled(server: ServerProcess, timeout: float = 20.0) -> None:
+    """Until the store has spooled rows (the outage reached the writer), at most ``timeout`` s."""
+    async with asyncio.timeout(timeout):
+        while server.metric("prediction_log_rows_spooled_total") == 0:
+            await asyncio.sleep(0.1)
 
 
 async def _wait_backlog_empty(http: httpx.AsyncClient, url: str, timeout: float = 20.0) -> None:
