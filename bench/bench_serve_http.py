@@ -9,8 +9,9 @@ home: the sample dataset and a 100-tree forest, set up with `posture ingest --sa
 * posture: POST /v1/predict with one ready window ({"windows": [100 x 6]}) or one window's
   samples ({"samples": 100 rows, "rate_hz": 50}). The server validates, featurizes,
   predicts (ONNX Runtime, micro-batched) and logs the prediction to its SQLite store.
-* MLflow: POST /invocations with that window's feature row ({"inputs": [[196 floats]]}),
-  computed here with features.extract.extract_features. MLflow does LESS work per request:
+* MLflow: POST /invocations with that window's feature row ({"inputs": [[296 floats]]}),
+  computed here as the server computes it (``window_features``: the default feature set, the
+  window a stream of its own). MLflow does LESS work per request:
   no featurization, no logging, labels only (no probabilities).
 
 Latency: one client, requests back to back (median, p99). Throughput: 8 client processes
@@ -412,13 +413,22 @@ def measure(pool: Any, target: Target, args: argparse.Namespace) -> None:
     )
 
 
-def featurize_cost_ms(window: np.ndarray, repeats: int = 200) -> float:
-    from features.extract import extract_features
+def window_features(window: np.ndarray) -> np.ndarray:
+    """The feature row (1, n_features) of one window as the served model's spec computes it:
+    the default feature set, the window's stream context from the window alone (a request is
+    a stream of its own)."""
+    from features.feature_sets import DEFAULT_FEATURE_SET, featurize, window_contexts
+    from features.spec import WindowSpec
 
-    extract_features(window[None], CHANNELS, 50.0)
+    spec = WindowSpec(rate_hz=50.0, channels=tuple(CHANNELS), feature_set_version=DEFAULT_FEATURE_SET)
+    return featurize(window[None], spec, window_contexts(window[None], spec))
+
+
+def featurize_cost_ms(window: np.ndarray, repeats: int = 200) -> float:
+    window_features(window)
     started = time.perf_counter()
     for _ in range(repeats):
-        extract_features(window[None], CHANNELS, 50.0)
+        window_features(window)
     return (time.perf_counter() - started) / repeats * 1000.0
 
 
@@ -532,9 +542,7 @@ def main() -> None:
     try:
         prepare_home(home)
         window = sample_windows(home, 1, seed=4)[0]
-        from features.extract import extract_features
-
-        features = extract_features(window[None], CHANNELS, 50.0)
+        features = window_features(window)
         bodies = {
             "window": json.dumps({"windows": [window.tolist()]}).encode(),
             "samples": json.dumps({"samples": window.tolist(), "rate_hz": 50}).encode(),
@@ -581,7 +589,8 @@ def main() -> None:
             f"same model, same window: posture says {posture_label!r}, MLflow says {mlflow_label!r}",
             "posture does more per request than MLflow: it parses 600 raw values, featurizes them "
             f"({featurize_cost_ms(window):.2f} ms for one window in-process here), returns probabilities and logs "
-            "the prediction to its store; MLflow gets the 196 features precomputed by the client and returns a label.",
+            f"the prediction to its store; MLflow gets the {features.shape[1]} features precomputed by the client and "
+            "returns a label.",
             "posture predictions logged (SQLite rows after SIGTERM vs 200 responses): "
             + ", ".join(
                 f"--workers {w}: {rows[w]} / {ok_requests[w]}" + (" ok" if rows[w] == ok_requests[w] else " MISMATCH")
