@@ -65,6 +65,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from features.contract import ALL_CHANNELS  # noqa: E402
+from features.stream_context import unknown_contexts  # noqa: E402
 
 N_JOBS = 2
 DEFAULT_HAPT = REPO.parent / "shared" / "datasets" / "hapt"  # the 21 training users
@@ -302,7 +303,7 @@ def score(data: Dataset, predicted: np.ndarray) -> dict[str, Any]:
 
 def timed_featurize(method: FeatureMethod, data: Dataset) -> tuple[np.ndarray, float]:
     channels = tuple(ALL_CHANNELS)
-    contexts = data.contexts if data.contexts is not None else np.full((len(data.windows), 6), np.nan)
+    contexts = data.contexts if data.contexts is not None else unknown_contexts(len(data.windows))
     method.extract(method.prepare(data.windows[:8]), channels, data.rate_hz, contexts[:8])  # warm-up: JIT, caches
     prepared = method.prepare(data.windows)
     started = time.perf_counter()

@@ -89,10 +89,3 @@ def gravity_and_spread_of(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unit, spread = np.empty((len(acc), 3)), np.empty(len(acc))
     gravity_and_spread(acc, XYZ, unit, spread)
     return unit, spread
-
-
-def gravity_and_motion(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per window of acceleration (n, t, 3): the unit gravity direction (n, 3) and whether the
-    window moves (n,)."""
-    unit, spread = gravity_and_spread_of(acc)
-    return unit, spread > MOVING_STD

@@ -8,7 +8,7 @@ import pytest
 from features.feature_sets import IMU_STATS_3, feature_names_for, featurize, window_contexts
 from features.spec import WindowSpec
 from features.stream_context import UPRIGHT
-from features.upright import SUSTAINED_S, UprightTracker, gravity_and_motion
+from features.upright import MOVING_STD, SUSTAINED_S, UprightTracker, gravity_and_spread_of
 
 T = np.arange(100) / 50.0
 SPEC = WindowSpec(rate_hz=50.0, window_s=2.0, hop_s=1.0)  # windows 1 s apart
@@ -35,7 +35,8 @@ def walking(up: np.ndarray) -> np.ndarray:
 
 
 def test_a_window_is_moving_by_the_spread_of_its_acceleration_magnitude() -> None:
-    gravity, moving = gravity_and_motion(np.stack([still([0, 0, 1]), walking([0, 0, 1])])[:, :, :3])
+    gravity, spread = gravity_and_spread_of(np.stack([still([0, 0, 1]), walking([0, 0, 1])])[:, :, :3])
+    moving = spread > MOVING_STD
     np.testing.assert_allclose(gravity, [[0, 0, 1], [0, 0, 1]], atol=1e-6)
     assert moving.tolist() == [False, True]
 
