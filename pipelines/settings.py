@@ -59,6 +59,26 @@ class Settings(BaseSettings):
     spool_dir: Path | None = Field(None, description="Where rows wait while the database is down.")
     log_batch_size: int = 500
     log_flush_interval_s: float = 0.25
+    # Bounds on every prediction-store call (docs/deployment.md, "Prediction store"): past them
+    # the database counts as down and rows go to the spool.
+    database_connect_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="Connect timeout of the store's PostgreSQL connections (libpq counts whole seconds, 2 at least).",
+    )
+    database_statement_timeout_s: float = Field(
+        1.5, gt=0, description="PostgreSQL statement_timeout of the store's writes (a batch takes ~10 ms)."
+    )
+    database_lock_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        description="PostgreSQL lock_timeout: a table locked this long (VACUUM FULL, ALTER TABLE) is an outage.",
+    )
+    store_call_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="Wall-clock bound of one store transaction or ping; past it the connection is cut (a hung network).",
+    )
     batch_tick_ms: float = 4.0
     max_batch_windows: int = Field(256, description="Windows per micro-batch at most (~15 ms of the event loop).")
     reload_interval_s: float = 10.0

@@ -98,16 +98,18 @@ class ServerMetrics:
 
 
 class StoreCollector(Collector):
-    """``prediction_log_*``: rows written, spooled and dropped (must stay 0), backlog."""
+    """``prediction_log_*``: rows written, spooled, quarantined and dropped (must stay 0), backlog."""
 
     COUNTERS = (
         ("rows_written", "Prediction-log rows written to the database."),
         ("rows_spooled", "Prediction-log rows spooled to disk while the database was unreachable."),
         ("rows_dropped", "Prediction-log rows lost (must stay 0)."),
+        ("rows_quarantined", "Prediction-log rows the database refused as data, set aside in the quarantine."),
     )
     GAUGES = (
         ("backlog", "Spooled rows not yet replayed into the database."),
-        ("queue_depth", "Rows waiting in memory for the next write."),
+        ("queue_depth", "Rows in memory, not yet in the database or the spool: what a SIGKILL would lose."),
+        ("quarantined", "Rows in the quarantine folder (found at start and set aside since): inspect them."),
     )
 
     def __init__(self, store: Any) -> None:

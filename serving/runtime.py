@@ -15,9 +15,10 @@ from serving.edge.shared import Edge, build_edge
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder
-from serving.store.db import ensure_schema, redact
+from serving.store.db import StoreTimeouts, redact
 from serving.store.model_stats import ServedStats
 from serving.store.prediction_store import PredictionStore
+from serving.store.startup import check_at_start, keep_checking
 from serving.stream.protocol import CLOSE_GOING_AWAY
 from serving.stream.registry import SessionRegistry
 
@@ -73,13 +74,16 @@ async def start_runtime(settings: Settings, model_uri: str | None = None) -> Run
     metrics = ServerMetrics()
     edge = await build_edge(settings, metrics)
     holder = ModelHolder(settings, resolve_model_uri(model_uri, settings), metrics, alias_cache=edge.alias_cache)
-    await asyncio.gather(holder.load(), asyncio.to_thread(ensure_schema, settings.database_url, settings.auto_migrate))
+    # A database that is unreachable now does not stop the start: rows spool until it answers.
+    _, schema_ready = await asyncio.gather(holder.load(), check_at_start(settings.database_url, settings.auto_migrate))
     store = PredictionStore(
         settings.database_url,
         settings.spool_dir,
         settings.anon_key,
         batch_size=settings.log_batch_size,
         flush_interval_s=settings.log_flush_interval_s,
+        timeouts=StoreTimeouts.of(settings),
+        schema_ready=schema_ready,
     )
     await store.start()
     metrics.watch_store(store)
@@ -94,6 +98,9 @@ async def start_runtime(settings: Settings, model_uri: str | None = None) -> Run
         stats=ServedStats(),
         edge=edge,
     )
+    if not schema_ready:
+        checker = keep_checking(settings.database_url, settings.auto_migrate, store)
+        runtime.tasks.append(asyncio.create_task(checker, name="store-schema-check"))
     if holder.follows_alias and settings.reload_interval_s > 0:
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))
     runtime.tasks.append(asyncio.create_task(_write_stats_forever(runtime), name="served-stats"))

@@ -50,29 +50,37 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     response_model=ReadyResponse,
     tags=["health"],
-    summary="Model loaded and database reachable",
+    summary="Model loaded; database reachable, or rows spooling while it is not",
     responses={503: {"model": ReadyResponse, "description": "Not ready; `reasons` says why."}},
 )
 async def readyz(request: Request) -> JSONResponse:
+    """200 ``ready``; 200 ``degraded`` while the store is unreachable and rows spool (the
+    instance still serves, see docs/deployment.md); 503 ``not_ready`` without a model, while
+    shutting down, or when neither the database nor the spool takes rows."""
     rt = runtime_of(request)
+    store = rt.store
     reasons = []
     if not rt.holder.loaded:
         reasons.append("no model loaded")
-    try:
-        database_ok = await asyncio.wait_for(rt.store.ping(), READY_PING_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        database_ok = False
-    if not database_ok:
-        reasons.append("prediction database unreachable (rows are spooled and replayed when it returns)")
     if rt.draining:
         reasons.append("shutting down")
+    try:
+        database_ok = store.schema_ready and await asyncio.wait_for(store.ping(), READY_PING_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        database_ok = False
+    if not database_ok and store.spool_failing:
+        reasons.append("store unreachable and the spool refuses rows (disk full?): rows wait in memory")
+    degraded = []
+    if not database_ok and not store.spool_failing:
+        degraded.append(store.schema_problem or "store unreachable, spooling (rows are replayed when it returns)")
     body = ReadyResponse(
-        status="not_ready" if reasons else "ready",
-        reasons=reasons,
+        status="not_ready" if reasons else "degraded" if degraded else "ready",
+        reasons=reasons + degraded,
         model_version=rt.holder.current.version if rt.holder.loaded else None,
         database="ok" if database_ok else "unreachable",
-        backlog=rt.store.backlog,
-        rows_dropped=rt.store.rows_dropped,
+        backlog=store.backlog,
+        rows_dropped=store.rows_dropped,
+        quarantined=store.quarantined,
     )
     return JSONResponse(body.model_dump(), status_code=503 if reasons else 200)
 

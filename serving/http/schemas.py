@@ -108,12 +108,17 @@ class HealthResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    status: Literal["ready", "not_ready"]
-    reasons: list[str] = Field(description="Why not ready; empty when ready.")
+    status: Literal["ready", "degraded", "not_ready"] = Field(
+        description="ready and degraded (store unreachable, rows spooling) answer 200; not_ready 503."
+    )
+    reasons: list[str] = Field(description="Why not ready or degraded; empty when ready.")
     model_version: str | None
     database: Literal["ok", "unreachable"]
     backlog: int = Field(description="Prediction-log rows spooled, waiting for the database.")
     rows_dropped: int
+    quarantined: int = Field(
+        description="Prediction-log rows the database refused as data, set aside in the spool's quarantine folder."
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from features.errors import PostureError
 VERSION_TABLE = "posture_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x706F7374  # pg_advisory_xact_lock key: one migrator at a time
+SQLITE_BUSY_MS = 10_000  # other users of a SQLite store wait this long on its write lock
 
 # Bound how long a dead PostgreSQL can stall a write before the store spools instead.
 _PG_CONNECT_ARGS = {
@@ -38,6 +42,40 @@ _PG_CONNECT_ARGS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 15000,
 }
+
+
+@dataclass(frozen=True)
+class StoreTimeouts:
+    """Bounds on the prediction store's own PostgreSQL calls (POSTURE_DATABASE_*_TIMEOUT_S,
+    POSTURE_STORE_CALL_TIMEOUT_S). Server-side: ``statement_timeout`` and ``lock_timeout``
+    end a slow statement or a wait on a locked table with an error. Client-side:
+    ``connect_s`` bounds a connect, and ``call_s`` (serving/store/bounded.py) bounds a whole
+    transaction on the wall clock, for a network that accepts and then forwards nothing."""
+
+    connect_s: float = 2.0
+    statement_s: float = 1.5
+    lock_s: float = 1.0
+    call_s: float = 2.0
+
+    @classmethod
+    def of(cls, settings: Any) -> StoreTimeouts:
+        return cls(
+            connect_s=settings.database_connect_timeout_s,
+            statement_s=settings.database_statement_timeout_s,
+            lock_s=settings.database_lock_timeout_s,
+            call_s=settings.store_call_timeout_s,
+        )
+
+    def connect_args(self) -> dict[str, Any]:
+        return {
+            **_PG_CONNECT_ARGS,
+            "connect_timeout": max(2, math.ceil(self.connect_s)),  # libpq: whole seconds, 2 at least
+            "options": f"-c statement_timeout={_ms(self.statement_s)} -c lock_timeout={_ms(self.lock_s)}",
+        }
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 class StoreUnavailableError(PostureError):
@@ -61,25 +99,33 @@ def redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``: bounded connect timeouts on PostgreSQL, WAL on SQLite files."""
+def make_engine(url: str, timeouts: StoreTimeouts | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url``: bounded connect timeouts on PostgreSQL, WAL on SQLite files.
+
+    With ``timeouts`` (the prediction store's writer) every statement and lock wait is bounded
+    too, and pooled connections are not pinged at checkout: a ping on a hung connection would
+    block outside the writer's wall-clock bound, and a stale connection only costs one batch a
+    trip to the spool, replayed a moment later."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
+        if timeouts is not None:
+            return create_engine(url, connect_args=timeouts.connect_args(), **kwargs)
         return create_engine(url, pool_pre_ping=True, connect_args=dict(_PG_CONNECT_ARGS), **kwargs)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = _ms(timeouts.call_s) if timeouts is not None else SQLITE_BUSY_MS
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=busy_ms))
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets `posture db stats` read while the server writes; wait on locks, don't fail.
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_ms: int = SQLITE_BUSY_MS) -> None:
+    # WAL lets `posture db stats` read while the server writes; wait on locks (bounded), don't fail.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.close()
 
 

@@ -6,37 +6,46 @@ them, one at a time and in order, to a single writer thread. That thread writes 
 database, or, when the database fails, fsyncs the batch to the spool. While the spool holds
 rows every newer batch is spooled behind them, and a retry with backoff replays the spool
 oldest first; so rows reach the database in the order they were added, exactly once.
+
+Every database call is bounded (``StoreTimeouts``: connect, statement and lock timeouts, and a
+wall clock, serving/store/bounded.py): a hung or locked database is an outage like a refused
+one. A batch the database refuses as data (a NUL in a text field) is not an outage: it goes
+to the quarantine (serving/store/quarantine.py) and the rows behind it go on, live or in a
+replay. Until the schema has been checked (a start while the database was unreachable,
+serving/store/startup.py) every batch is spooled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import text
 
-from serving.store.anonymize import pseudonymize
-from serving.store.db import error_reason, make_engine, normalise_url, redact
-from serving.store.schema import as_utc
-from serving.store.spool import Item, Spool, adopt_orphans, claim_lane
-from serving.store.writes import forget_segment, replay_segment, write_batch
+from serving.store.bounded import bounded_transaction
+from serving.store.db import StoreTimeouts, error_reason, make_engine, normalise_url, redact
+from serving.store.failures import is_data_error
+from serving.store.quarantine import Quarantine, unstorable
+from serving.store.records import ConnectionRecord, PredictionRecord, connection_row, metric_rows, prediction_row
+from serving.store.spool import Item, Spool, SpooledBatch, adopt_orphans, claim_lane
+from serving.store.writes import applied_batches, forget_segment, replay_batch, write_batch
 
 # A child of the server's logger, so its JSON-lines handlers (serving/logs.py) carry these events.
 log = logging.getLogger("posture.serve.store")
 
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 3.0
-PING_TIMEOUT_S = 5.0
+# One replay call works this long at most, then the writer drains the queue (to the spool)
+# before it goes on: a long replay never keeps new rows in memory.
+REPLAY_SLICE_S = 0.5
 T = TypeVar("T")
 
 
@@ -44,56 +53,29 @@ def _log(level: int, event: str, **fields: Any) -> None:
     log.log(level, event, extra={"event": event, "fields": fields})
 
 
-@dataclass
-class PredictionRecord:
-    time: datetime  # aware; a naive one is taken as UTC
-    session_id: str | None
-    device_id: str | None  # raw; the store hashes it
-    source: str  # 'http' | 'ws'
-    model_name: str
-    model_version: str
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
-    window_start: float
-    window_end: float
-    latency_ms: float
-
-
-@dataclass
-class ConnectionRecord:
-    session_id: str
-    device_id: str | None  # raw; the store hashes it
-    client_address: str | None  # raw; the store hashes it
-    opened_at: datetime
-    closed_at: datetime | None
-    frames: int
-    predictions: int
-    errors: int
-    close_code: int | None
-
-
-def _text(value: object) -> str | None:
-    # Plain str (not UUIDs, numpy strings...): every queued row must be JSON for the spool.
-    return None if value is None else str(value)
-
-
-def _finite(value: float | None) -> float | None:
-    # NaN/inf are not valid JSON and SQLite turns NaN into NULL: store NULL everywhere.
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
 class PredictionStore:
     """Batched, asynchronous writes of predictions, connections and model metrics."""
 
     def __init__(
-        self, url: str, spool_dir: Path, anon_key: str, batch_size: int = 500, flush_interval_s: float = 0.25
+        self,
+        url: str,
+        spool_dir: Path,
+        anon_key: str,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.25,
+        timeouts: StoreTimeouts | None = None,
+        schema_ready: bool = True,
     ) -> None:
         self.url = normalise_url(url)
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
+        self.timeouts = timeouts or StoreTimeouts()
+        self.schema_ready = schema_ready  # False: spool everything until mark_schema_ready()
+        self.schema_problem: str | None = None  # why the schema check keeps failing (startup.py)
         self._anon_key = anon_key
-        self._engine = make_engine(self.url)
+        self._engine = make_engine(self.url, timeouts=self.timeouts)
+        self._quarantine = Quarantine(Path(spool_dir) / "quarantine")
+        self._quarantined_ids: set[tuple[str, str]] = set()  # (batch, how): never twice in one run
         self._spool = claim_lane(Path(spool_dir))  # this process's lane, for new rows
         # Lanes of dead processes: replayed, then released (swapped whole, never mutated in place).
         self._orphans: tuple[Spool, ...] = tuple(adopt_orphans(Path(spool_dir), self._spool))
@@ -108,10 +90,12 @@ class PredictionStore:
         self._retry_at = 0.0  # monotonic time of the next spool replay attempt
         self._backoff = RETRY_MIN_S
         self._database_refused_at_close = False  # see _write_or_drop
+        self.spool_failing = False  # the last spool append failed (a full disk): rows wait in memory
         # Plain counters, exported as Prometheus metrics by the server (rows of all tables).
         self.rows_written = 0
         self.rows_spooled = 0
         self.rows_dropped = 0
+        self.rows_quarantined = 0
         self.predictions_written = 0
         self.batches_written = 0
 
@@ -121,6 +105,11 @@ class PredictionStore:
         return self._spool.backlog + sum(orphan.backlog for orphan in self._orphans)
 
     @property
+    def quarantined(self) -> int:
+        """Rows in the quarantine folder: found at start, and set aside since."""
+        return self._quarantine.rows
+
+    @property
     def queue_depth(self) -> int:
         """Rows in memory: queued, or being written right now."""
         return len(self._pending) + self._inflight
@@ -128,59 +117,16 @@ class PredictionStore:
     # -- the request path: never blocks, never touches the database ---------------------
 
     def add_predictions(self, records: list[PredictionRecord]) -> None:
-        self._enqueue([("predictions", self._prediction_row(record)) for record in records])
+        self._enqueue([("predictions", prediction_row(record, self._anon_key)) for record in records])
 
     def add_connection(self, record: ConnectionRecord) -> None:
         """Insert or update the session ``record.session_id`` (written at open and at close)."""
-        row = {
-            "session_id": _text(record.session_id),
-            "device_hash": pseudonymize(_text(record.device_id), self._anon_key),
-            "client_hash": pseudonymize(_text(record.client_address), self._anon_key),
-            "opened_at": as_utc(record.opened_at),
-            "closed_at": as_utc(record.closed_at),
-            "frames": int(record.frames),
-            "predictions": int(record.predictions),
-            "errors": int(record.errors),
-            "close_code": None if record.close_code is None else int(record.close_code),
-        }
-        self._enqueue([("connections", row)])
+        self._enqueue([("connections", connection_row(record, self._anon_key))])
 
     def add_model_metrics(
         self, model_name: str, model_version: str, metrics: dict[str, float], dataset: str | None
     ) -> None:
-        now = datetime.now(UTC)
-        self._enqueue(
-            [
-                (
-                    "model_metrics",
-                    {
-                        "model_name": _text(model_name),
-                        "model_version": _text(model_version),
-                        "metric": _text(metric),
-                        "value": _finite(value),
-                        "dataset": _text(dataset),
-                        "recorded_at": now,
-                    },
-                )
-                for metric, value in metrics.items()
-            ]
-        )
-
-    def _prediction_row(self, record: PredictionRecord) -> dict[str, Any]:
-        return {
-            "time": as_utc(record.time),
-            "session_id": _text(record.session_id),
-            "device_hash": pseudonymize(_text(record.device_id), self._anon_key),
-            "source": _text(record.source),
-            "model_name": _text(record.model_name),
-            "model_version": _text(record.model_version),
-            "label": _text(record.label),
-            "confidence": _finite(record.confidence),
-            "probabilities": {str(label): _finite(p) for label, p in record.probabilities.items()},
-            "window_start": _finite(record.window_start),
-            "window_end": _finite(record.window_end),
-            "latency_ms": _finite(record.latency_ms),
-        }
+        self._enqueue([("model_metrics", row) for row in metric_rows(model_name, model_version, metrics, dataset)])
 
     def _enqueue(self, items: list[Item]) -> None:
         if self._closed:
@@ -205,15 +151,23 @@ class PredictionStore:
         if self.backlog:
             _log(logging.INFO, "store_spool_found", rows=self.backlog, spool=str(self._spool.directory))
 
+    def mark_schema_ready(self) -> None:
+        """The schema is checked (serving/store/startup.py): write and replay from now on."""
+        self.schema_ready = True
+        self._retry_at = 0.0
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
     async def ping(self) -> bool:
         """Whether the database answers now (its own thread: a long write does not delay it)."""
+        bound = self.timeouts.connect_s + self.timeouts.call_s + 1.0  # the call bounds itself first
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self._ping_sync), PING_TIMEOUT_S)
+            return await asyncio.wait_for(asyncio.to_thread(self._ping_sync), bound)
         except Exception:  # unreachable, refused, timed out: all mean "not now"
             return False
 
     def _ping_sync(self) -> bool:
-        with self._engine.connect() as conn:
+        with bounded_transaction(self._engine, self.timeouts.call_s) as conn:
             conn.execute(text("SELECT 1"))
         return True
 
@@ -232,6 +186,7 @@ class PredictionStore:
         self._executor.shutdown(wait=True)
         for spool in (*self._orphans, self._spool):
             spool.close()
+        self._quarantine.close()
         self._engine.dispose()
         _log(logging.INFO, "store_closed", rows_written=self.rows_written, backlog=self.backlog)
 
@@ -248,7 +203,7 @@ class PredictionStore:
             self._wake.clear()
             if self._closed:
                 return  # close() writes out what is left
-            if self.backlog and time.monotonic() >= self._retry_at:
+            if self.backlog and self.schema_ready and time.monotonic() >= self._retry_at:
                 await self._in_thread(self._replay)
             await self._drain(final=False, partial=timed_out)
 
@@ -279,19 +234,53 @@ class PredictionStore:
     # -- the writer thread --------------------------------------------------------------
 
     def _write(self, items: list[Item], final: bool) -> bool:
-        """Database, else spool; False when both failed and the rows went back in the queue."""
+        """Database (or quarantine), else spool; False when nothing took the rows and they went
+        back in the queue."""
         try:
-            if not self.backlog:  # spooled rows go first: never overtake them
-                try:
-                    write_batch(self._engine, items)
-                    self._count_written(items)
-                    self._backoff = RETRY_MIN_S
+            good = items
+            try:
+                good = self._set_aside(items, str(uuid.uuid4()))
+                if not good or self._write_now(good):
                     return True
-                except Exception as err:
-                    self._database_failed(err)
-            return self._spool_batch(items, final)
+            except OSError as err:  # the quarantine's disk refused: the spool keeps them meanwhile
+                _log(logging.ERROR, "store_quarantine_failed", rows=len(good), error=str(err))
+            return self._spool_batch(good, final)
         finally:
             self._inflight = 0
+
+    def _write_now(self, items: list[Item]) -> bool:
+        """Write to the database; False when it is down (or spooled rows must go first)."""
+        if self.backlog or not self.schema_ready:  # spooled rows go first: never overtake them
+            return False
+        try:
+            write_batch(self._engine, items, self.timeouts.call_s)
+        except Exception as err:
+            if not is_data_error(err):
+                self._database_failed(err)
+                return False
+            self._set_apart(str(uuid.uuid4()), "batch", items, error_reason(err))
+            return True
+        self._count_written(items)
+        self._backoff = RETRY_MIN_S
+        return True
+
+    def _set_aside(self, items: list[Item], batch_id: str) -> list[Item]:
+        """The rows a store can hold; the others go to the quarantine, each with its reason."""
+        problems = [unstorable(*item) for item in items]
+        bad = [(item, problem) for item, problem in zip(items, problems) if problem is not None]
+        if not bad:
+            return items
+        reason = bad[0][1] if len(bad) == 1 else f"{bad[0][1]} (and {len(bad) - 1} more rows)"
+        self._set_apart(batch_id, "rows", [item for item, _ in bad], reason)
+        return [item for item, problem in zip(items, problems) if problem is None]
+
+    def _set_apart(self, batch_id: str, how: str, items: list[Item], reason: str) -> None:
+        if (batch_id, how) in self._quarantined_ids:  # a replay repeated after an outage
+            return
+        self._quarantine.add(batch_id, items, reason)
+        self._quarantined_ids.add((batch_id, how))
+        self.rows_quarantined += len(items)
+        _log(logging.ERROR, "store_rows_quarantined", rows=len(items), batch=batch_id, reason=reason)
 
     def _count_written(self, items: list[Item]) -> None:
         self.rows_written += len(items)
@@ -302,8 +291,10 @@ class PredictionStore:
         try:
             self._spool.append(items)
             self.rows_spooled += len(items)
+            self.spool_failing = False
             return True
         except OSError as err:
+            self.spool_failing = True
             if final:  # the disk is full and we are stopping: the database, out of order, else lost
                 self._write_or_drop(items, err)
                 return True
@@ -322,7 +313,7 @@ class PredictionStore:
         try:
             if self._database_refused_at_close:
                 raise ConnectionError("the database refused an earlier batch of this shutdown")
-            write_batch(self._engine, items)
+            write_batch(self._engine, items, self.timeouts.call_s)
         except Exception as err:
             self._database_refused_at_close = True
             self.rows_dropped += len(items)
@@ -355,33 +346,49 @@ class PredictionStore:
         self._backoff = min(self._backoff * 2, RETRY_MAX_S)
 
     def _replay(self) -> None:
-        """Replay the spool oldest segment first; stop at the first failure and retry later."""
-        replayed = 0
+        """Replay the spool oldest segment first, for up to ``REPLAY_SLICE_S``; stop at the first
+        outage and retry later. A batch refused as data goes to the quarantine, not in the way."""
+        replayed, until = 0, time.monotonic() + REPLAY_SLICE_S
         try:
             self._ping_sync()  # cheap: during an outage, do not parse segments just to fail
             self._spool.seal()
             for spool in (*self._orphans, self._spool):
-                replayed += self._replay_lane(spool)
+                replayed += self._replay_lane(spool, until)
                 if spool is not self._spool and not spool.backlog:
                     spool.close()
                     self._orphans = tuple(orphan for orphan in self._orphans if orphan is not spool)
-        except Exception as err:
+        except Exception as err:  # OSError too: a quarantine the disk refused waits with its segment
             self._database_failed(err)
             return
         self._backoff = RETRY_MIN_S
-        _log(logging.INFO, "store_spool_replayed", rows=replayed)
+        if replayed:
+            _log(logging.INFO, "store_spool_replayed", rows=replayed, backlog=self.backlog)
 
-    def _replay_lane(self, spool: Spool) -> int:
+    def _replay_lane(self, spool: Spool, until: float) -> int:
         replayed = 0
         for segment in spool.segments():
-            if self._closed:  # stopping: the rest stays safely spooled for the next start
-                break
-            batches = spool.read(segment)
             key = f"{spool.directory.name}/{segment.name}"  # unique across lanes
-            applied = replay_segment(self._engine, key, batches)
+            batches = spool.read(segment)
+            done = applied_batches(self._engine, key, self.timeouts.call_s)
+            for batch in batches:
+                if self._closed or time.monotonic() > until:  # the rest stays spooled, markers kept
+                    return replayed
+                if batch.batch_id not in done:
+                    replayed += self._replay_batch(key, batch)
             spool.remove(segment, sum(len(batch.items) for batch in batches))
-            if applied:
-                self._count_written([item for batch in applied for item in batch.items])
-            replayed += sum(len(batch.items) for batch in applied)
-            forget_segment(self._engine, key)
+            forget_segment(self._engine, key, self.timeouts.call_s)
         return replayed
+
+    def _replay_batch(self, key: str, batch: SpooledBatch) -> int:
+        good = self._set_aside(batch.items, batch.batch_id)
+        try:
+            replay_batch(self._engine, key, batch.batch_id, good, self.timeouts.call_s)
+        except Exception as err:
+            if not is_data_error(err):
+                raise
+            self._set_apart(batch.batch_id, "batch", good, error_reason(err))
+            replay_batch(self._engine, key, batch.batch_id, [], self.timeouts.call_s)  # done with it
+            return 0
+        if good:
+            self._count_written(good)
+        return len(good)

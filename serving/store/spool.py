@@ -50,6 +50,26 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def encode_line(batch_id: str, items: list[Item], **extra: Any) -> bytes:
+    """One batch as one JSON line (``extra`` keys, such as a quarantine's reason, are ignored by ``read``)."""
+    line = json.dumps({"batch": batch_id, "items": items, **extra}, default=_encode, separators=(",", ":"))
+    return line.encode("utf-8") + b"\n"
+
+
+def append_line(fd: int, line: bytes) -> None:
+    """Append ``line`` to the file ``fd`` and fsync it; on failure cut it back off (never leave a
+    torn line for later appends to follow)."""
+    data = memoryview(line)
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, start)
+        raise
+
+
 def fsync_dir(directory: Path) -> None:
     # A new or removed file name is durable only once its directory is synced.
     fd = os.open(directory, os.O_RDONLY)
@@ -98,16 +118,10 @@ class Spool:
 
     def append(self, items: list[Item]) -> None:
         """Write one batch as one line and fsync it: durable when this returns."""
-        line = json.dumps({"batch": str(uuid.uuid4()), "items": items}, default=_encode, separators=(",", ":"))
-        data = memoryview(line.encode("utf-8") + b"\n")
         fd = self._writable()
-        start = os.lseek(fd, 0, os.SEEK_END)
         try:
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
+            append_line(fd, encode_line(str(uuid.uuid4()), items))
         except OSError:
-            os.ftruncate(fd, start)  # never leave a torn line for later appends to follow
             self.seal()
             raise
         self._fd_rows += len(items)

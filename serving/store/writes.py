@@ -8,7 +8,7 @@ each step, which the busy event loop's thread then has to hand back), and a row 
 
 Connections are upserted by session id (a session is written when it opens and again when
 it closes). Spooled batches are applied together with their batch ids so that replaying a
-segment twice writes its rows once.
+segment twice writes its rows once. Every call is bounded (serving/store/bounded.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import orjson
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from serving.store.bounded import bounded_transaction
 from serving.store.schema import Connection as ConnectionRow
 from serving.store.schema import ModelMetric, Prediction, SpooledBatch
 from serving.store.spool import Item
-from serving.store.spool import SpooledBatch as SpoolBatch
 
 PREDICTION_COLUMNS = (
     "time",
@@ -45,9 +45,9 @@ SQLITE_ROWS_PER_INSERT = 400
 _SQLITE_ROW = f"({', '.join('?' * len(PREDICTION_COLUMNS))})"
 
 
-def write_batch(engine: Engine, items: list[Item]) -> None:
-    """Write one batch in one transaction."""
-    with engine.begin() as conn:
+def write_batch(engine: Engine, items: list[Item], timeout_s: float | None = None) -> None:
+    """Write one batch in one transaction (no longer than ``timeout_s``: serving/store/bounded.py)."""
+    with bounded_transaction(engine, timeout_s) as conn:
         write_items(conn, items)
 
 
@@ -115,23 +115,27 @@ def _upsert_connections(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(statement.on_conflict_do_update(index_elements=["session_id"], set_=updated), latest)
 
 
-def replay_segment(engine: Engine, segment: str, batches: list[SpoolBatch]) -> list[SpoolBatch]:
-    """Apply a spool segment's batches not applied before; returns those it applied."""
-    with engine.begin() as conn:
-        applied = set(conn.scalars(select(SpooledBatch.batch_id).where(SpooledBatch.segment == segment)))
-        todo = [batch for batch in batches if batch.batch_id not in applied]
-        if not todo:
-            return []
-        write_items(conn, [item for batch in todo for item in batch.items])
-        now = datetime.now(UTC)
+def applied_batches(engine: Engine, segment: str, timeout_s: float | None = None) -> set[str]:
+    """The ids of a spool segment's batches already committed by an earlier replay."""
+    with bounded_transaction(engine, timeout_s) as conn:
+        return set(conn.scalars(select(SpooledBatch.batch_id).where(SpooledBatch.segment == segment)))
+
+
+def replay_batch(
+    engine: Engine, segment: str, batch_id: str, items: list[Item], timeout_s: float | None = None
+) -> None:
+    """Apply one spooled batch and its replay marker in one transaction: a replay that dies
+    after the commit skips it next time. One batch (not a whole segment) a transaction keeps
+    every replay call as short as a live write, so the same timeout bounds both."""
+    with bounded_transaction(engine, timeout_s) as conn:
+        if items:
+            write_items(conn, items)
         conn.execute(
-            insert(SpooledBatch),
-            [{"batch_id": batch.batch_id, "segment": segment, "applied_at": now} for batch in todo],
+            insert(SpooledBatch), [{"batch_id": batch_id, "segment": segment, "applied_at": datetime.now(UTC)}]
         )
-        return todo
 
 
-def forget_segment(engine: Engine, segment: str) -> None:
+def forget_segment(engine: Engine, segment: str, timeout_s: float | None = None) -> None:
     """Drop the replay markers of a segment whose file is gone."""
-    with engine.begin() as conn:
+    with bounded_transaction(engine, timeout_s) as conn:
         conn.execute(delete(SpooledBatch).where(SpooledBatch.segment == segment))

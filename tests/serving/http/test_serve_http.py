@@ -54,6 +54,7 @@ def test_health_readiness_and_the_model(client: httpx.Client) -> None:
         "database": "ok",
         "backlog": 0,
         "rows_dropped": 0,
+        "quarantined": 0,
     }
     (model,) = client.get("/v1/models").json()["models"]
     assert (model["name"], model["version"], model["alias"], model["engine"]) == ("posture", "1", "champion", "onnx")

@@ -107,12 +107,16 @@ def sequence_in_table(url: str) -> list[int]:
 class TcpProxy:
     """Forwards a free loopback port to PostgreSQL. ``cut()`` closes the listener and every
     forwarded connection (clients see resets and refusals, as in an outage); ``restore()``
-    listens on the same port again. The real server is never touched."""
+    listens on the same port again. ``hang()`` keeps every connection open and accepts new
+    ones but forwards nothing, either way (a network that swallows packets); ``unhang()``
+    resets the connections that lived through it and forwards again. The real server is
+    never touched."""
 
     def __init__(self, target: tuple[str, int] = (PG_HOST, PG_PORT)) -> None:
         self.target = target
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._hung = threading.Event()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self.port = self._listen(0)
@@ -135,6 +139,10 @@ class TcpProxy:
                     client, _ = listener.accept()
                 except TimeoutError:
                     continue
+                if self._hung.is_set():  # accepted, never answered
+                    with self._lock:
+                        self._sockets.add(client)
+                    continue
                 upstream = socket.create_connection(self.target)
                 with self._lock:
                     self._sockets.update((client, upstream))
@@ -144,7 +152,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._hung.is_set():  # hung: swallowed
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
@@ -168,6 +177,15 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._listen(self.port)
+
+    def hang(self) -> None:
+        self._hung.set()
+
+    def unhang(self) -> None:
+        with self._lock:
+            stale = list(self._sockets)
+        self._drop(*stale)  # their bytes were swallowed: these sessions cannot go on
+        self._hung.clear()
 
     def close(self) -> None:
         self.cut()

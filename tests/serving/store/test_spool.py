@@ -17,7 +17,7 @@ from features.errors import PostureError
 from serving.store.db import make_engine, upgrade
 from serving.store.prediction_store import PredictionStore
 from serving.store.spool import Spool, claim_lane
-from serving.store.writes import replay_segment
+from serving.store.writes import applied_batches, replay_batch
 from tests.conftest import REPO
 from tests.serving.store.store_helpers import (
     KEY,
@@ -53,9 +53,11 @@ def test_replay_interrupted_after_commit_writes_nothing_twice(store_url: str, tm
     spool.close()
     segment = spool.segments()[0]
     engine = make_engine(store_url)
-    # A replay committed, then the process died before removing the segment.
+    # A replay committed both batches, then the process died before removing the segment.
     key = f"{spool.directory.name}/{segment.name}"
-    assert len(replay_segment(engine, key, spool.read(segment))) == 2
+    for batch in spool.read(segment):
+        replay_batch(engine, key, batch.batch_id, batch.items)
+    assert len(applied_batches(engine, key)) == 2
     engine.dispose()
 
     async def restart() -> PredictionStore:

@@ -1,0 +1,100 @@
+"""The records the server hands the prediction store, and the rows it queues for them: plain
+JSON-able values (the spool writes them as they are), device ids and client addresses
+replaced by their keyed pseudonyms, non-finite numbers by NULL."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from serving.store.anonymize import pseudonymize
+from serving.store.schema import as_utc
+
+
+@dataclass
+class PredictionRecord:
+    time: datetime  # aware; a naive one is taken as UTC
+    session_id: str | None
+    device_id: str | None  # raw; the store hashes it
+    source: str  # 'http' | 'ws'
+    model_name: str
+    model_version: str
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    window_start: float
+    window_end: float
+    latency_ms: float
+
+
+@dataclass
+class ConnectionRecord:
+    session_id: str
+    device_id: str | None  # raw; the store hashes it
+    client_address: str | None  # raw; the store hashes it
+    opened_at: datetime
+    closed_at: datetime | None
+    frames: int
+    predictions: int
+    errors: int
+    close_code: int | None
+
+
+def _text(value: object) -> str | None:
+    # Plain str (not UUIDs, numpy strings...): every queued row must be JSON for the spool.
+    return None if value is None else str(value)
+
+
+def _finite(value: float | None) -> float | None:
+    # NaN/inf are not valid JSON and SQLite turns NaN into NULL: store NULL everywhere.
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def prediction_row(record: PredictionRecord, anon_key: str) -> dict[str, Any]:
+    return {
+        "time": as_utc(record.time),
+        "session_id": _text(record.session_id),
+        "device_hash": pseudonymize(_text(record.device_id), anon_key),
+        "source": _text(record.source),
+        "model_name": _text(record.model_name),
+        "model_version": _text(record.model_version),
+        "label": _text(record.label),
+        "confidence": _finite(record.confidence),
+        "probabilities": {str(label): _finite(p) for label, p in record.probabilities.items()},
+        "window_start": _finite(record.window_start),
+        "window_end": _finite(record.window_end),
+        "latency_ms": _finite(record.latency_ms),
+    }
+
+
+def connection_row(record: ConnectionRecord, anon_key: str) -> dict[str, Any]:
+    return {
+        "session_id": _text(record.session_id),
+        "device_hash": pseudonymize(_text(record.device_id), anon_key),
+        "client_hash": pseudonymize(_text(record.client_address), anon_key),
+        "opened_at": as_utc(record.opened_at),
+        "closed_at": as_utc(record.closed_at),
+        "frames": int(record.frames),
+        "predictions": int(record.predictions),
+        "errors": int(record.errors),
+        "close_code": None if record.close_code is None else int(record.close_code),
+    }
+
+
+def metric_rows(
+    model_name: str, model_version: str, metrics: dict[str, float], dataset: str | None
+) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [
+        {
+            "model_name": _text(model_name),
+            "model_version": _text(model_version),
+            "metric": _text(metric),
+            "value": _finite(value),
+            "dataset": _text(dataset),
+            "recorded_at": now,
+        }
+        for metric, value in metrics.items()
+    ]
