@@ -24,13 +24,12 @@ import pytest
 import websockets
 
 from features.errors import SpecError
-from features.resample import resample_uniform
 from features.spec import WindowSpec
 from features.windows import sliding_windows
 from pipelines.predict import predict_recording
 from pipelines.registry import LoadedModel, connect
 from pipelines.settings import Settings
-from serving.stream.buffer import StreamResampler, StreamWindower
+from serving.stream.buffer import StreamWindower
 from serving.stream.protocol import FrameError, FrameTooBig, Hello, parse_binary, parse_text
 from tests.conftest import run_cli
 from tests.serving.serving_support import (
@@ -102,14 +101,6 @@ def test_windower_cuts_the_same_windows_whatever_the_frame_sizes() -> None:
     pushed = [windower.push(values[a:b], None) for a, b in zip(bounds[:-1], bounds[1:])]
     np.testing.assert_array_equal(np.concatenate([w for w, _ in pushed]), sliding_windows(values, 100, 50))
     np.testing.assert_allclose(np.concatenate([s for _, s in pushed]), np.arange(expected_windows(1234)) * 1.0)
-
-
-def test_resampler_matches_resampling_the_whole_stream() -> None:
-    values = np.random.default_rng(2).normal(size=(997, 3))
-    expected = resample_uniform(np.arange(997) / 120.0, values, 50.0, max_gap_s=1.0)[0][1]
-    resampler = StreamResampler(120.0, 50.0)
-    chunks = [resampler.push(values[i : i + 37]) for i in range(0, 997, 37)]
-    np.testing.assert_allclose(np.concatenate(chunks), expected, atol=1e-5)
 
 
 def test_windower_maps_channels_and_follows_t0() -> None:

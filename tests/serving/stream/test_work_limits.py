@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from features.spec import WindowSpec
+from features.streaming_resample import StreamResampler
 from features.windows import sliding_windows
 from serving.logs import UVICORN_INVALID_UTF8, ClientFaultFilter, JsonLinesFormatter
-from serving.stream.buffer import StreamResampler, StreamWindower
+from serving.stream.buffer import StreamWindower
 from serving.stream.imu_align import ImuAligner, TooManyRows
 from serving.stream.protocol import FrameError, Samples, parse_text
 from serving.stream.work_limits import WorkLimits
