@@ -43,7 +43,7 @@ class StreamResampler:
         if self.in_rate == self.out_rate or len(values) == 0:
             return values
         first = self._n_in - (self._previous is not None)
-        x = values if self._previous is None else np.vstack([self._previous, values])
+        x = values if self._previous is None else np.concatenate((self._previous, values))
         t_in = np.arange(first, first + len(x)) / self.in_rate
         last = self._last_out(len(values))
         t_out = np.arange(self._next_out, last + 1) / self.out_rate
