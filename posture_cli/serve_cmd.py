@@ -64,10 +64,18 @@ def serve(
 
 
 def _preflight(settings: "Settings", model_ref: str | None) -> None:
-    """Unknown model or a schema we may not migrate: one red line now, not a traceback later."""
+    """Unknown model, a database that refuses us or a schema we may not migrate: one red line
+    now, not a traceback later. An unreachable database is no reason not to serve: the server
+    spools until it answers (docs/deployment.md)."""
     from pipelines.registry import connect, describe_uri, resolve_model_uri
-    from serving.store.db import ensure_schema
+    from serving.store.startup import check_schema
 
     describe_uri(connect(settings), resolve_model_uri(model_ref, settings))
     assert settings.database_url is not None
-    ensure_schema(settings.database_url, settings.auto_migrate)
+    if unreachable := check_schema(settings.database_url, settings.auto_migrate):
+        error_console.print(
+            f"prediction store unreachable ({unreachable}): serving anyway; rows spool until it answers",
+            style="yellow",
+            markup=False,
+            highlight=False,
+        )

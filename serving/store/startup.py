@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from serving.store.db import ensure_schema, error_reason, redact
+from serving.store.db import ensure_schema, error_reason, normalise_url, redact
 from serving.store.failures import is_unreachable
 
 log = logging.getLogger("posture.serve.store")
-T = TypeVar("T")
 
 # The whole check (a connect is bounded by its own connect timeout, 5 s); a database that
 # accepts and then says nothing past this counts as unreachable.
@@ -34,52 +33,36 @@ def _log(level: int, event: str, **fields: Any) -> None:
     log.log(level, event, extra={"event": event, "fields": fields})
 
 
-async def _in_daemon_thread(function: Callable[..., T], *args: Any, timeout_s: float) -> T:
-    """``function(*args)`` in a thread of its own that a hung call cannot keep alive at exit
-    (the default executor's threads are joined when the loop closes)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if not future.done():
-            future.set_exception(error) if error is not None else future.set_result(result)
+def check_schema(url: str, auto_migrate: bool) -> str | None:
+    """Migrate or check the schema; None when done, else why the database is unreachable.
+    Anything else (refused credentials, an unknown schema) raises. Bounded: the check runs in a
+    daemon thread, so one that hangs past ``CHECK_TIMEOUT_S`` neither blocks the caller nor
+    keeps the process alive at exit."""
+    outcome: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
 
     def run() -> None:
         try:
-            result, error = function(*args), None
-        except BaseException as err:  # handed to the awaiting task
-            result, error = None, err
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop closed while this thread hung: nobody is waiting
-            pass
+            ensure_schema(url, auto_migrate)
+            outcome.put(None)
+        except BaseException as err:  # handed to the caller
+            outcome.put(err)
 
     threading.Thread(target=run, name="posture-schema-check", daemon=True).start()
-    return await asyncio.wait_for(future, timeout_s)
-
-
-def _is_postgres(url: str) -> bool:
-    return make_url(url).get_backend_name() == "postgresql"
-
-
-async def check_schema(url: str, auto_migrate: bool) -> str | None:
-    """Migrate or check the schema; None when done, else why the database was unreachable.
-    Anything else (refused credentials, an unknown schema) raises."""
     try:
-        await _in_daemon_thread(ensure_schema, url, auto_migrate, timeout_s=CHECK_TIMEOUT_S)
-    except TimeoutError:
+        error = outcome.get(timeout=CHECK_TIMEOUT_S)
+    except queue.Empty:
         return f"no answer within {CHECK_TIMEOUT_S:g} s"
-    except Exception as err:
-        if _is_postgres(url) and is_unreachable(err):
-            return error_reason(err.__cause__ or err)
-        raise
-    return None
+    if error is None:
+        return None
+    if make_url(normalise_url(url)).get_backend_name() == "postgresql" and is_unreachable(error):
+        return error_reason(error.__cause__ or error)
+    raise error
 
 
 async def check_at_start(url: str, auto_migrate: bool) -> bool:
     """The start-up check: True when the schema is current, False when the database is
     unreachable (logged; the caller spools and runs ``keep_checking``)."""
-    problem = await check_schema(url, auto_migrate)
+    problem = await asyncio.to_thread(check_schema, url, auto_migrate)
     if problem is None:
         return True
     _log(logging.WARNING, "store_unreachable_at_start", database=redact(url), error=problem, retry_in_s=RETRY_S)
@@ -91,7 +74,7 @@ async def keep_checking(url: str, auto_migrate: bool, store: Any) -> None:
     while True:
         await asyncio.sleep(RETRY_S)
         try:
-            if await check_schema(url, auto_migrate) is not None:
+            if await asyncio.to_thread(check_schema, url, auto_migrate) is not None:
                 continue
         except Exception as err:  # reachable now, but refused: say so, keep spooling
             store.schema_problem = str(err)

@@ -19,7 +19,11 @@ store_rows_dropped). Every row spooled before a crash is replayed, once.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,8 @@ from tests.serving.fault_support import (
     wait_ready,
     waiting_copy,
 )
-from tests.serving.serving_support import ServerProcess
+from tests.conftest import REPO
+from tests.serving.serving_support import ServerProcess, free_port
 from tests.serving.store.store_helpers import TcpProxy, pg_url, throwaway_database
 
 ROOMY = {
@@ -248,15 +253,21 @@ def test_sigkill_during_spool_replay_loses_and_repeats_no_row(trained_home: Path
             proxy.close()
         log = first.log()
         assert list((data / "spool").rglob("*.jsonl")), "the killed replay removed its segments"
-        second = ServerProcess(trained_home, data, env={**env, "POSTURE_DATABASE_URL": pg_url(database)})
-        try:
-            wait_ready(second.url, "the spool replayed", lambda b: b["backlog"] == 0 and b["status"] == "ready")
-            assert second.stop() == 0
-        finally:
-            second.kill()
+        second = _replayed_by_a_new_server(trained_home, data, {**env, "POSTURE_DATABASE_URL": pg_url(database)})
         _each_window_once(second, session, total, "SIGKILL inside a spool replay")
     _clean_log(first, log)
     _clean_log(second)
+
+
+def _replayed_by_a_new_server(home: Path, data: Path, env: dict[str, str]) -> ServerProcess:
+    """A server on the same data dir (and so the same spool), stopped once it has replayed."""
+    server = ServerProcess(home, data, env=env)
+    try:
+        wait_ready(server.url, "the spool replayed", lambda b: b["backlog"] == 0 and b["status"] == "ready")
+        assert server.stop() == 0
+    finally:
+        server.kill()
+    return server
 
 
 async def _spool_everything(server: ServerProcess, proxy: TcpProxy) -> tuple[str, int]:
@@ -275,3 +286,108 @@ async def _spool_everything(server: ServerProcess, proxy: TcpProxy) -> tuple[str
     )
     assert readyz(server.url)["database"] == "unreachable"
     return stream.session_id, len(stream.predictions)
+
+
+# -- issue 20: a hung database, a start while it is down, a database that refuses us ----------
+
+SHUTDOWN_BOUND_S = 10.0  # docs/deployment.md: SIGTERM ends within 10 s (Docker's default), DB hung or not
+
+
+def test_sigterm_while_the_database_hangs_exits_in_time_and_loses_no_row(trained_home: Path, tmp_path: Path) -> None:
+    """The issue: a proxy that accepts and forwards nothing, then SIGTERM: no exit after 45 s.
+    Now every call is bounded: the server exits 0 within the bound, with each row in the
+    database or the spool, and the next start replays the spool."""
+    data = tmp_path / "data"
+    with throwaway_database() as database:
+        proxy = TcpProxy()
+        env = {**ROOMY, "POSTURE_DATABASE_URL": pg_url(database, proxy.port)}
+        first = ServerProcess(trained_home, data, env=env)
+        first.database_url = pg_url(database)  # the test's own queries go around the proxy
+        try:
+            session, total, code, took = asyncio.run(_sigterm_during_a_hang(first, proxy))
+        finally:
+            first.kill()
+            proxy.close()
+        stored = first.query(SESSION_ROWS, s=session)[0][0]
+        spooled = sum(1 for path in (data / "spool").rglob("lane-*/*.jsonl") for _ in path.open())
+        log = first.log()
+        second = _replayed_by_a_new_server(trained_home, data, {**env, "POSTURE_DATABASE_URL": pg_url(database)})
+        print(
+            f"\nSIGTERM during a hang: exit {code} after {took:.2f} s; {stored} rows stored, {spooled} batches spooled"
+        )
+        _each_window_once(second, session, total, "SIGTERM while the database hangs")
+    assert code == 0 and took < SHUTDOWN_BOUND_S
+    assert spooled > 0  # the rows of the hang went to the spool, not nowhere
+    _clean_log(first, log)
+
+
+async def _sigterm_during_a_hang(server: ServerProcess, proxy: TcpProxy) -> tuple[str, int, int, float]:
+    async with websockets.connect(server.ws_url) as ws:
+        stream = Stream(ws)
+        await stream.send(5)
+        assert await asyncio.to_thread(server.wait_rows, SESSION_ROWS, 4, s=stream.session_id) == 4
+        proxy.hang()
+        await stream.send(20)  # predictions go on; their rows wait for a database that says nothing
+        started = time.monotonic()
+        code = await asyncio.to_thread(server.stop, signal.SIGTERM, HANG_S)
+        return stream.session_id, len(stream.predictions), code, time.monotonic() - started
+
+
+@pytest.mark.parametrize("outage", ["refused", "hung"])
+def test_a_server_starts_while_the_database_is_down(trained_home: Path, tmp_path: Path, outage: str) -> None:
+    """Start, answer predictions, spool their rows and say "degraded" (200); once the database
+    answers, create the schema, replay and say "ready"."""
+    with throwaway_database() as database:  # empty: the schema is made once it answers
+        proxy = TcpProxy()
+        proxy.cut() if outage == "refused" else proxy.hang()
+        server = ServerProcess(
+            trained_home, tmp_path / "data", env={**ROOMY, "POSTURE_DATABASE_URL": pg_url(database, proxy.port)}
+        )
+        server.database_url = pg_url(database)
+        try:
+            answer = httpx.get(f"{server.url}/readyz", timeout=10.0)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["status"] == "degraded" and body["database"] == "unreachable"
+            assert body["reasons"][0].startswith("store unreachable, spooling")
+            session, total = asyncio.run(_stream_while_down(server))
+            proxy.restore() if outage == "refused" else proxy.unhang()
+            wait_ready(server.url, "the database back", lambda b: b["status"] == "ready" and b["backlog"] == 0)
+            assert server.stop() == 0
+        finally:
+            server.kill()
+            proxy.close()
+        _each_window_once(server, session, total, f"start with the database {outage}")
+    events = [e["event"] for e in _clean_log(server)]
+    assert "store_unreachable_at_start" in events and "store_schema_checked" in events
+
+
+async def _stream_while_down(server: ServerProcess) -> tuple[str, int]:
+    async with websockets.connect(server.ws_url) as ws:
+        stream = Stream(ws)
+        await stream.send(12)
+    # every row of the session (its predictions and its connection row) on disk
+    await asyncio.to_thread(wait_ready, server.url, "the rows spooled", lambda b: b["backlog"] >= 11)
+    assert server.metric("prediction_log_rows_spooled_total") >= 11
+    return stream.session_id, len(stream.predictions)
+
+
+def test_a_database_that_refuses_the_server_still_stops_the_start(trained_home: Path, tmp_path: Path) -> None:
+    """Only unreachability degrades: a role the database does not know fails at once, in one line."""
+    env = {
+        **os.environ,
+        "POSTURE_HOME": str(trained_home),
+        "POSTURE_DATA_DIR": str(tmp_path / "data"),
+        "POSTURE_DATABASE_URL": "postgresql://no_such_role@127.0.0.1:5432/test",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "posture_cli", "serve", "--port", str(free_port())],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert 'role "no_such_role" does not exist' in result.stderr and "Traceback" not in result.stderr
