@@ -51,17 +51,22 @@ async def validation_error_response(request: Request, err: Exception) -> Respons
 
     FastAPI's handler renders with ``json.dumps(allow_nan=False)``: an input of 1e400 (read as
     infinity), even nested in an unknown field, turned the 422 into a 500. Such values become
-    null (orjson would too, but it refuses integers beyond 64 bits, which inputs can be)."""
+    null (orjson would too, but it refuses integers beyond 64 bits, which inputs can be). An
+    echoed string with a lone surrogate (``"\\ud800"``, which the standard JSON parser reads)
+    cannot be encoded as UTF-8 and was a 500 too: it is echoed escaped."""
     assert isinstance(err, RequestValidationError)
-    return JSONResponse({"detail": _finite(jsonable_encoder(err.errors()))}, status_code=422)
+    return JSONResponse({"detail": _encodable(jsonable_encoder(err.errors()))}, status_code=422)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every infinite or NaN float replaced by None (JSON has no such numbers)."""
+def _encodable(value: Any) -> Any:
+    """``value`` with every infinite or NaN float replaced by None (JSON has no such numbers)
+    and every lone surrogate in a string (key or value) written as its escape, ``\\ud800``."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, list):
-        return [_finite(item) for item in value]
+        return [_encodable(item) for item in value]
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
     return value

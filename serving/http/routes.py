@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -115,7 +116,28 @@ def parse_predict_body(raw: bytes) -> PredictRequest:
     try:
         return PredictRequest.model_validate_json(raw)
     except ValidationError as err:
-        raise RequestValidationError([_under_body(error) for error in err.errors(include_url=False)]) from None
+        errors = err.errors(include_url=False)
+        if errors[0]["type"] == "json_invalid":
+            errors = _errors_by_field(raw) or errors
+        raise RequestValidationError([_under_body(error) for error in errors]) from None
+
+
+def _errors_by_field(raw: bytes) -> list[ErrorDetails] | None:
+    """JSON that pydantic's parser refuses but RFC 8259 allows: a lone surrogate escaped in a
+    string (``"\\ud800x"``). Read by the standard parser and validated again, the 422 names the
+    field (``session_id`` ...) instead of a position in the body. None for a body that is not JSON."""
+    try:
+        document = json.loads(raw, parse_constant=_refuse_constant)
+        PredictRequest.model_validate(document)
+    except ValidationError as err:
+        return err.errors(include_url=False)
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError included), or nested too deep
+        return None
+    return None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _under_body(error: ErrorDetails) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serving.client_text import ClientId
 from serving.stream.protocol import MAX_ABS_T0_S  # bounds t0 as on the stream
 
 Channel = Literal["ax", "ay", "az", "gx", "gy", "gz"]
@@ -50,8 +51,9 @@ class PredictRequest(BaseModel):
         le=MAX_ABS_T0_S,  # 1e400 read as infinity made every start and end null
         description="Time of the first sample in seconds; window start/end are relative to it.",
     )
-    device_id: str | None = Field(None, min_length=1, max_length=128, description="Stored pseudonymised.")
-    session_id: str | None = Field(None, min_length=1, max_length=128, description="Groups requests in the log.")
+    # Checked for both stores at the edge (serving/client_text.py): no NUL, no lone surrogate.
+    device_id: ClientId | None = Field(None, description="Stored pseudonymised.")
+    session_id: ClientId | None = Field(None, description="Groups requests in the log.")
 
     @model_validator(mode="after")
     def _one_input(self) -> "PredictRequest":

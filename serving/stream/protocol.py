@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from features.contract import ALL_CHANNELS
+from serving.client_text import text_problem
 
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_POLICY_VIOLATION = 1008  # flooding past the rate limit
@@ -27,7 +28,6 @@ CLOSE_INTERNAL_ERROR = 1011  # the server cannot go on (e.g. the new model needs
 MAX_RATE_HZ = 2000.0
 MAX_ABS_T0_S = 1e15  # ~30 million years: any clock in seconds; microsecond and nanosecond stamps are refused
 NUMBER_TYPES = frozenset({int, float})  # what JSON numbers parse to (bool is not one)
-MAX_DEVICE_ID_CHARS = 128
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a resuming hello may name
 BINARY_DTYPE = np.dtype("<f4")  # little-endian float32, rows of the declared channels
 
@@ -111,8 +111,9 @@ def parse_binary(data: bytes, n_channels: int, max_samples: int) -> Samples:
 
 def parse_hello(message: dict[str, Any]) -> Hello:
     device_id = message.get("device_id")
-    if device_id is not None and (not isinstance(device_id, str) or not 0 < len(device_id) <= MAX_DEVICE_ID_CHARS):
-        raise FrameError("bad_hello", f"device_id must be a string of 1-{MAX_DEVICE_ID_CHARS} characters")
+    problem = None if device_id is None else text_problem(device_id)
+    if problem is not None:  # the same check as every other edge: fit for both stores and the HMAC
+        raise FrameError("bad_hello", f"device_id {problem}")
     rate = message.get("rate_hz")
     if rate is not None and (not _is_number(rate) or not 0 < rate <= MAX_RATE_HZ):
         raise FrameError("bad_hello", f"rate_hz must be a number in (0, {MAX_RATE_HZ:g}], got {_shown(rate)}")

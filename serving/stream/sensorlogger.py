@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Address
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, looks_like_g
+from serving.client_text import ClientId
 from serving.http.schemas import ErrorResponse, ValidationErrorResponse
 from serving.stream.imu_align import ImuAligner, Readings, TooManyRows
 from serving.stream.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
@@ -60,8 +61,8 @@ class SensorLoggerPush(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     messageId: int | None = Field(None, strict=True, description="Increments per push; a repeated one is ignored.")
-    sessionId: str = Field(min_length=1, max_length=128)
-    deviceId: str | None = Field(None, min_length=1, max_length=128, description="Stored pseudonymised.")
+    sessionId: ClientId  # the same check for both stores as every edge (serving/client_text.py)
+    deviceId: ClientId | None = Field(None, description="Stored pseudonymised.")
     payload: list[Reading]
 
 

@@ -39,10 +39,11 @@ def _json(value: Any) -> str:
 VALUE = st.floats(-40.0, 40.0, width=32)
 EXTREME = st.floats(width=32, allow_nan=False, allow_infinity=False)  # up to +-3.4e38: still valid
 ROWS = st.lists(st.lists(VALUE, min_size=6, max_size=6), min_size=1, max_size=40)
-TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)  # no lone surrogates: encodable
-KEYS = st.sampled_from(["samples", "type", "t0", "rate_hz", "channels"]) | TEXT
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)  # a text frame must encode as UTF-8
+JSON_TEXT = st.text(max_size=60)  # inside JSON: lone surrogates too, escaped ("\\ud800"), as a client may send
+KEYS = st.sampled_from(["samples", "type", "t0", "rate_hz", "channels", "device_id"]) | JSON_TEXT
 JSON_VALUE = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
+    st.none() | st.booleans() | st.integers() | st.floats() | JSON_TEXT,
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(KEYS, inner, max_size=5),
     max_leaves=40,
 )
@@ -61,7 +62,10 @@ def valid_hello() -> st.SearchStrategy[dict[str, Any]]:
         optional={
             "rate_hz": st.floats(5.0, 2000.0),
             "channels": st.permutations(CHANNELS),
-            "device_id": st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=128),
+            # any text a store can hold: no lone surrogate, no NUL (serving/client_text.py)
+            "device_id": st.text(
+                st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=128
+            ),
         },
     )
 
@@ -80,37 +84,46 @@ BAD_HELLOS = [
     {"channels": []},
     {"device_id": ""},
     {"device_id": "x" * 129},
+    {"device_id": "a\x00b"},  # NUL: PostgreSQL text cannot hold it (issue 20)
+    {"device_id": "\ud800x"},  # a lone surrogate: no store (nor the HMAC) can encode it; was a 1011
+    {"device_id": 7},
     {"session_id": "../etc"},
     {"session_id": 7},
+]
+
+
+REFUSED: list[str | bytes] = [  # refused wherever they come; some once ended the session with 1011
+    '{"samples": []}',
+    '{"samples": [[1, 2, 3, 4, 5]]}',
+    '{"samples": [[1, 2, 3, 4, 5, 6, 7]]}',
+    '{"samples": [["0.1", "9.7", "0.3", "0", "0", "0"]]}',
+    '{"samples": [[true, false, true, 0, 0, 0]]}',
+    '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": "now"}',
+    '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": 1.7e18}',
+    '{"samples": [[NaN, 2, 3, 4, 5, 6]]}',
+    '{"samples": [[1, 2, 3, 4, 5, Infinity]]}',
+    '{"samples": [[1e39, 0, 0, 0, 0, 0]]}',
+    '{"samples": [[1, 2, 3, 4, 5, 1' + "0" * 400 + "]]}",
+    '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": 1' + "0" * 400 + "}",  # beyond float range: was a 1011
+    '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": -1' + "0" * 400 + "}",
+    '{"samples": ' + "[" * 1100 + "]" * 1100 + "}",  # past the fallback parser's recursion: was a 1011
+    '{"type": "\\ud800"}',  # a lone surrogate echoed in the detail
+    "[1, 2]",
+    '"samples"',
+    "null",
+    "[" * 3000 + "]" * 3000,
+    "",
+    np.full((2, 6), np.nan, "<f4").tobytes(),
+    b"",
+    b"\x00" * 25,
 ]
 
 
 def _refused() -> st.SearchStrategy[Frame]:
     """Frames every session must answer with an error message, wherever they come."""
     rows = ROWS.map(lambda r: _json({"samples": r}))
-    fixed = [
-        '{"samples": []}',
-        '{"samples": [[1, 2, 3, 4, 5]]}',
-        '{"samples": [[1, 2, 3, 4, 5, 6, 7]]}',
-        '{"samples": [["0.1", "9.7", "0.3", "0", "0", "0"]]}',
-        '{"samples": [[true, false, true, 0, 0, 0]]}',
-        '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": "now"}',
-        '{"samples": [[1, 2, 3, 4, 5, 6]], "t0": 1.7e18}',
-        '{"samples": [[NaN, 2, 3, 4, 5, 6]]}',
-        '{"samples": [[1, 2, 3, 4, 5, Infinity]]}',
-        '{"samples": [[1e39, 0, 0, 0, 0, 0]]}',
-        '{"samples": [[1, 2, 3, 4, 5, 1' + "0" * 400 + "]]}",
-        "[1, 2]",
-        '"samples"',
-        "null",
-        "[" * 3000 + "]" * 3000,
-        "",
-        np.full((2, 6), np.nan, "<f4").tobytes(),
-        b"",
-        b"\x00" * 25,
-    ]
     return st.one_of(
-        st.sampled_from(fixed).map(lambda data: Frame(data, ERROR)),
+        st.sampled_from(REFUSED).map(lambda data: Frame(data, ERROR)),
         st.sampled_from(BAD_HELLOS).map(lambda extra: Frame(_json({"type": "hello", **extra}), ERROR)),
         TEXT.map(lambda text: Frame("\x01" + text, ERROR)),  # a control character first: never JSON
         st.tuples(rows, st.integers(1, 10_000)).map(lambda p: Frame(p[0][: max(1, len(p[0]) - p[1])], ERROR)),

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, note, seed, settings
 from hypothesis import strategies as st
 
 from tests.serving.serving_support import ServerProcess
-from tests.serving.stream.stream_fuzz_frames import ANY, CLOSE, ERROR, Frame, session
+from tests.serving.stream.stream_fuzz_frames import ANY, BAD_HELLOS, CLOSE, ERROR, REFUSED, Frame, session
 
 SEED = int(os.environ.get("POSTURE_FUZZ_SEED", random.randrange(2**32)))
 SCALE = float(os.environ.get("POSTURE_FUZZ_SCALE", "1"))  # more examples for a longer hunt than CI's
@@ -144,8 +144,6 @@ def _count(messages: list[dict[str, Any]], code: int | None, frames: int) -> Non
 
 
 def _play(server: ServerProcess, sessions: list[Session]) -> None:
-    note(f"sessions: {sessions}")
-
     async def together() -> None:
         await asyncio.gather(*(_run(server.ws_url, i, hello, frames) for i, (hello, frames) in enumerate(sessions)))
 
@@ -158,9 +156,27 @@ def _fuzz(server: ServerProcess, sessions: st.SearchStrategy[list[Session]], exa
     @settings(FUZZ, max_examples=examples)
     @given(sessions)
     def check(batch: list[Session]) -> None:
+        note(f"sessions: {batch}")
         _play(server, batch)
 
     check()
+
+
+def test_every_listed_refusal_gets_its_error_and_no_session_fails(server: ServerProcess) -> None:
+    """Each refused frame and bad hello of the lists, whatever the draw: a hello first in a session
+    of its own (a device id is only hashed then: a lone surrogate was a 1011), the frames in one
+    session. Among them the frames that ended sessions with 1011 (issue 20): integers beyond
+    float range in samples or t0, nesting past the fallback parser's recursion, text the stores
+    cannot hold. Every one is answered by an error, a valid tail predicts, nothing fails."""
+    hellos = [Frame(json.dumps({"type": "hello", **extra}), ERROR) for extra in BAD_HELLOS]
+    sessions: list[Session] = [(None, [hello]) for hello in hellos]
+    sessions.append((None, [Frame(data, ERROR) for data in REFUSED]))
+    before = STATS["sessions"]
+    _play(server, sessions)
+    assert STATS["sessions"] - before == len(sessions) and STATS["close 1000"] >= len(sessions)
+    assert not [e for e in server.events() if e["event"] == "session_failed"]
+    assert server.metric("websocket_sessions_closed_total", code="1011") == 0
+    assert "Traceback" not in server.log()
 
 
 def test_the_stream_keeps_its_promises_under_fuzzing(server: ServerProcess) -> None:
