@@ -22,8 +22,8 @@ from serving.http.openapi_doc import StaticBehindApi, document_edge
 from serving.http.routes import add_body_schemas, predict, router
 from serving.runtime import start_runtime
 from serving.shutdown import install_drain_on_signals
-from serving.stream.sensorlogger import router as sensorlogger_router
-from serving.stream.session import stream_endpoint
+from serving.http.sensorlogger import router as sensorlogger_router
+from serving.stream.websocket import stream_endpoint
 
 SERVE_MODEL_ENV = "POSTURE_SERVE_MODEL"  # `posture serve --model`, handed to worker processes
 

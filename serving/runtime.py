@@ -7,6 +7,7 @@ import contextlib
 import gc
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pipelines.registry import resolve_model_uri
 from pipelines.settings import Settings
@@ -15,12 +16,15 @@ from serving.edge.shared import Edge, build_edge
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder
+from serving.prediction_log import PredictionLog
 from serving.store.db import StoreTimeouts, redact
 from serving.store.model_stats import ServedStats
 from serving.store.prediction_store import PredictionStore
 from serving.store.startup import check_at_start, keep_checking
 from serving.stream.protocol import CLOSE_GOING_AWAY
 from serving.stream.registry import SessionRegistry
+from serving.stream.services import SessionServices
+from serving.stream.work_limits import WorkLimits
 
 # gc thresholds: CPython's defaults are (700, 10, 10); see start_runtime.
 GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_FULL_THRESHOLD = 700, 10, 1000
@@ -28,6 +32,7 @@ STATS_INTERVAL_S = 60.0  # how often running counts go to the store's model_metr
 # The store's writer thread runs Python between its driver calls; with the default 5 ms
 # GIL switch interval the event loop waits that long for it whenever numpy drops the GIL.
 GIL_SWITCH_INTERVAL_S = 0.001
+READY_LIMITS = ("max_frame_bytes", "max_samples_per_frame", "rate_limit_per_s")  # told to stream clients
 
 
 @dataclass
@@ -42,6 +47,30 @@ class Runtime:
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False  # set at the shutdown signal: /readyz says so, new streams are refused
+
+    @cached_property
+    def predictions(self) -> PredictionLog:
+        return PredictionLog(self.store, self.stats, self.metrics)
+
+    @cached_property
+    def session_services(self) -> SessionServices:
+        """What every stream session gets, whatever its transport."""
+        settings = self.settings
+        return SessionServices(
+            models=self.holder,
+            predictor=self.batcher,
+            predictions=self.predictions,
+            connections=self.store,
+            states=self.edge.session_store,
+            registry=self.sessions,
+            metrics=self.metrics,
+            limiter=self.edge.limiter,
+            key_limiter=self.edge.key_limiter,
+            limits=WorkLimits.of(settings),
+            max_frame_bytes=settings.max_frame_bytes,
+            max_gap_s=settings.max_gap_s,
+            ready_limits={key: getattr(settings, key) for key in READY_LIMITS},
+        )
 
     async def drain(self) -> None:
         """Stop taking streams and close the open ones with 1001 (going away)."""

@@ -20,6 +20,7 @@ from serving.store.db import make_engine
 from serving.store.schema import ApiKey
 
 MAX_CACHED_KEYS = 10_000
+API_KEY_SCOPE = "posture.api_key"  # the ASGI scope entry that carries the verified caller's key name
 
 
 class KeyCheckUnavailable(Exception):

@@ -13,7 +13,7 @@ from serving.edge.redis_state import AliasCache, RedisUnavailable, SharedRedis
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.store.db import redact
-from serving.stream.state import SessionStore, make_session_store
+from serving.edge.session_states import SessionStore, make_session_store
 
 
 @dataclass

@@ -15,10 +15,9 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.edge.keys import KeyCheckUnavailable
+from serving.edge.keys import API_KEY_SCOPE, KeyCheckUnavailable
 from serving.http.middleware import runtime_of_scope
 
-API_KEY_SCOPE = "posture.api_key"  # the scope entry that carries the caller's key name
 PROTECTED_PREFIX = "/v1/"
 CHALLENGE = (b"www-authenticate", b'Bearer realm="posture"')
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -28,9 +27,7 @@ from serving.http.schemas import (
     ValidationErrorResponse,
 )
 from serving.metrics import CONTENT_TYPE
-from serving.model_holder import ServedModel
 from serving.runtime import Runtime
-from serving.store.prediction_store import PredictionRecord
 from serving.stream.work_limits import WorkLimits
 
 READY_PING_TIMEOUT_S = 2.0
@@ -182,21 +179,20 @@ async def predict(request: Request) -> Response:
         return JSONResponse({"detail": "the server is shutting down"}, status_code=503)
     latency_ms = (time.perf_counter() - started) * 1000.0
     classes, window_s = served.classes, served.spec.window_s
-    best = probabilities.argmax(axis=1)
-    predictions = []
-    for index, (row, k, start) in enumerate(zip(probabilities.tolist(), best.tolist(), starts.tolist())):
-        predictions.append(
-            {
-                "index": index,
-                "start": start,
-                "end": start + window_s,
-                "label": classes[k],
-                "confidence": row[k],
-                "probabilities": dict(zip(classes, row)),
-                "model_version": served.version,
-            }
-        )
-    _log(rt, body, served, predictions, latency_ms)
+    rows, best, begins = probabilities.tolist(), probabilities.argmax(axis=1).tolist(), starts.tolist()
+    labels = rt.predictions.log(served, "http", body.session_id, body.device_id, begins, rows, best, latency_ms)
+    predictions = [
+        {
+            "index": index,
+            "start": start,
+            "end": start + window_s,
+            "label": label,
+            "confidence": row[k],
+            "probabilities": dict(zip(classes, row)),
+            "model_version": served.version,
+        }
+        for index, (row, k, start, label) in enumerate(zip(rows, best, begins, labels))
+    ]
     # Built by hand (response_model documents it) to skip validating every window a second time.
     answer = {
         "model_name": served.name,
@@ -205,32 +201,3 @@ async def predict(request: Request) -> Response:
         "predictions": predictions,
     }
     return Response(orjson.dumps(answer), media_type="application/json")
-
-
-def _log(
-    rt: Runtime, body: PredictRequest, served: ServedModel, predictions: list[dict[str, Any]], latency_ms: float
-) -> None:
-    now = datetime.now(timezone.utc)
-    rt.store.add_predictions(
-        [
-            PredictionRecord(
-                time=now,
-                session_id=body.session_id,
-                device_id=body.device_id,
-                source="http",
-                model_name=served.name,
-                model_version=served.version,
-                label=p["label"],
-                confidence=p["confidence"],
-                probabilities=p["probabilities"],
-                window_start=p["start"],
-                window_end=p["end"],
-                latency_ms=latency_ms,
-            )
-            for p in predictions
-        ]
-    )
-    labels = [p["label"] for p in predictions]
-    for label in labels:
-        rt.metrics.predictions.labels(served.name, served.version, label, "http").inc()
-    rt.stats.add(served.name, served.version, labels, [p["confidence"] for p in predictions], latency_ms)

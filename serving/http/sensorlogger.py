@@ -2,9 +2,9 @@
 
 Each (deviceId, sessionId) of the app gets one ``StreamSession``, the same object a
 WebSocket client gets (windows, micro-batcher, smoothing, store, metrics, limits), driven
-through ``PushSocket`` instead of a socket: a push becomes sample frames on its inbox and
-the messages the session sends back become the HTTP answer. Sessions close (1000) after
-PUSH_IDLE_CLOSE_S without a push, and with the server (1001).
+by calls (``DirectSession``): a push becomes decoded hello and samples frames, and the
+events they cause become the HTTP answer. Sessions close (1000) after PUSH_IDLE_CLOSE_S
+without a push, and with the server (1001).
 
 Acceleration follows pipelines/readers/sensorlogger.py: Sensor Logger's "accelerometer"
 has gravity removed, so "totalacceleration" is used, else "accelerometer" + "gravity";
@@ -15,23 +15,24 @@ are aligned onto the model's sampling grid by ``ImuAligner``, at most
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import Address
 
 from features.contract import ACC_CHANNELS, GYRO_CHANNELS, looks_like_g
 from serving.client_text import ClientId
 from serving.http.schemas import ErrorResponse, ValidationErrorResponse
+from serving.stream.direct import DirectSession
+from serving.stream.events import Prediction, Rejected
 from serving.stream.imu_align import ImuAligner, Readings, TooManyRows
-from serving.stream.protocol import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG
-from serving.stream.session import StreamSession
+from serving.stream.messages import message_of
+from serving.stream.protocol import BINARY_DTYPE, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, Hello, Samples
+from serving.stream.services import Peer
+from serving.stream.session import Incoming
 from serving.stream.work_limits import WorkLimits
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ PUSH_IDLE_CLOSE_S = 60.0  # a push session without a push for this long is close
 MAX_READINGS = 50_000  # payload entries per push; more is refused with 413
 MAX_TIME_NS = 2**63 - 1  # times fit int64, and so do their differences
 JSON_NUMBER_TYPES = (int, float)  # bool is not one: a reading's x of true is no acceleration
-JSON_CHARS_PER_VALUE = 24  # bounds a frame's size before encoding it
 TOTAL, USER, GRAVITY, GYRO = "totalacceleration", "accelerometer", "gravity", "gyroscope"
 NsReadings = tuple[np.ndarray, np.ndarray]  # times (ns since the epoch, int64), values (n, 3) x, y, z
 CLOSE_STATUS = {CLOSE_POLICY_VIOLATION: 429, CLOSE_TOO_BIG: 413}  # other closes: 503
@@ -76,61 +76,12 @@ class PushResponse(BaseModel):
     duplicate: bool = Field(False, description="True when messageId was seen already (nothing was added).")
 
 
-class PushSocket:
-    """The part of a starlette WebSocket that StreamSession uses, fed by HTTP pushes."""
-
-    def __init__(self, host: str | None, idle_close_s: float = PUSH_IDLE_CLOSE_S) -> None:
-        self.client = Address(host or "unknown", 0)
-        self.idle_close_s = idle_close_s
-        self.closed = False
-        self.close_code: int | None = None
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: list[dict[str, Any]] = []
-        self._idle = asyncio.Event()  # the session waits for the next frame: all before it are handled
-
-    async def accept(self) -> None:
-        return None
-
-    async def receive(self) -> dict[str, Any]:
-        if self._inbox.empty():
-            self._idle.set()
-        try:
-            return await asyncio.wait_for(self._inbox.get(), self.idle_close_s)
-        except asyncio.TimeoutError:
-            if not self._inbox.empty():
-                return self._inbox.get_nowait()
-            self.closed = True  # a push checks this (under the stream's lock) before it queues anything
-            return {"type": "websocket.disconnect", "code": 1000}
-
-    async def send_text(self, text: str) -> None:
-        self._outbox.append(json.loads(text))
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        self.closed, self.close_code = True, code
-        while not self._inbox.empty():
-            self._inbox.get_nowait()
-        self._inbox.put_nowait({"type": "websocket.disconnect", "code": code})
-        self._idle.set()
-
-    async def exchange(self, frames: list[str]) -> list[dict[str, Any]]:
-        """Queue text frames, wait until the session handled them all, return what it sent."""
-        self._idle.clear()
-        for frame in frames:
-            self._inbox.put_nowait({"type": "websocket.receive", "text": frame})
-        await self._idle.wait()
-        sent, self._outbox = self._outbox, []
-        return sent
-
-
 @dataclass
 class PushStream:
-    socket: PushSocket
-    session: StreamSession
+    direct: DirectSession
     aligner: ImuAligner
     channels: tuple[str, ...]
     device_id: str | None = None
-    task: asyncio.Task[None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     base_ns: int | None = None  # times are seconds from the session's first reading
     last_message_id: int | None = None
     greeted: bool = False
@@ -163,22 +114,23 @@ async def push_sensorlogger(body: SensorLoggerPush, request: Request) -> PushRes
     readings = group_readings(body.payload)
     while True:
         stream = _stream_for(request, runtime, body)
-        async with stream.lock:
-            if stream.socket.closed:  # it timed out while this push waited for the lock: open another
+        async with stream.direct.lock:
+            if stream.direct.closed:  # it went idle while this push waited for the lock: open another
                 continue
             if _seen(stream, body.messageId):
-                return PushResponse(session_id=stream.session.id, samples=0, predictions=[], errors=[], duplicate=True)
+                session_id = stream.direct.session.id
+                return PushResponse(session_id=session_id, samples=0, predictions=[], errors=[], duplicate=True)
             frames, samples = _frames(stream, readings, runtime)
-            messages = await stream.socket.exchange(frames) if frames else []
+            events = await stream.direct.feed(frames) if frames else []
             break
-    if stream.socket.closed and stream.socket.close_code not in (None, 1000):
-        code = stream.socket.close_code
+    code = stream.direct.close_code
+    if stream.direct.closed and code not in (None, 1000):
         raise HTTPException(CLOSE_STATUS.get(code, 503), f"the stream session was closed ({code})")
     return PushResponse(
-        session_id=stream.session.id,
+        session_id=stream.direct.session.id,
         samples=samples,
-        predictions=[m for m in messages if m.get("type") == "prediction"],
-        errors=[m for m in messages if m.get("type") == "error"],
+        predictions=[message_of(e) for e in events if isinstance(e, Prediction)],
+        errors=[message_of(e) for e in events if isinstance(e, Rejected)],
     )
 
 
@@ -193,21 +145,24 @@ def _seen(stream: PushStream, message_id: int | None) -> bool:
 
 
 def _stream_for(request: Request, runtime: "Runtime", body: SensorLoggerPush) -> PushStream:
-    """The open push stream of this app session, or a new one."""
+    """The open push stream of this app session, or a new one (forgotten when its session ends)."""
     streams: dict[tuple[str, str], PushStream] | None = getattr(request.app.state, "sensorlogger_streams", None)
     if streams is None:
         streams = request.app.state.sensorlogger_streams = {}
     key = (body.deviceId or "", body.sessionId)
     stream = streams.get(key)
-    if stream is not None and not stream.socket.closed:
+    if stream is not None and not stream.direct.closed:
         return stream
+
+    def forget(ended: DirectSession) -> None:
+        if key in streams and streams[key].direct is ended:
+            del streams[key]
+
     spec = runtime.holder.current.spec
-    channels = tuple(spec.channels)
-    with_gyro = any(c in GYRO_CHANNELS for c in channels)
-    socket = PushSocket(request.client.host if request.client else None)
-    stream = PushStream(
-        socket,
-        StreamSession(socket, runtime),  # type: ignore[arg-type]  (duck-typed WebSocket)
+    with_gyro = any(c in GYRO_CHANNELS for c in spec.channels)
+    peer = Peer("ws", request.client.host if request.client else None)  # logged as a stream session
+    stream = streams[key] = PushStream(
+        DirectSession(runtime.session_services, peer, PUSH_IDLE_CLOSE_S, on_end=forget),
         ImuAligner(
             spec.rate_hz,
             2 if with_gyro else 1,
@@ -217,9 +172,6 @@ def _stream_for(request: Request, runtime: "Runtime", body: SensorLoggerPush) ->
         ACC_CHANNELS + GYRO_CHANNELS if with_gyro else ACC_CHANNELS,
         body.deviceId,
     )
-    stream.task = asyncio.create_task(stream.session.run(), name=f"sensorlogger-{stream.session.id}")
-    stream.task.add_done_callback(lambda _: streams.pop(key, None) if streams.get(key) is stream else None)
-    streams[key] = stream
     return stream
 
 
@@ -268,8 +220,8 @@ def acceleration(readings: dict[str, NsReadings]) -> NsReadings | None:
     return None
 
 
-def _frames(stream: PushStream, readings: dict[str, NsReadings], runtime: "Runtime") -> tuple[list[str], int]:
-    """Hello (first push), then the new grid rows as sample frames within the server's frame limits."""
+def _frames(stream: PushStream, readings: dict[str, NsReadings], runtime: "Runtime") -> tuple[list[Incoming], int]:
+    """Hello (first push), then the new grid rows as sample frames of at most max_samples_per_frame rows."""
     acc = acceleration(readings)
     batches = [_seconds(stream, acc)]
     if len(stream.channels) > 3:
@@ -293,42 +245,24 @@ def _frames(stream: PushStream, readings: dict[str, NsReadings], runtime: "Runti
             f"{problem} Fix: push more often (a batch period of about 1 s), and check "
             "that times are nanoseconds since the epoch.",
         ) from None
-    frames = (
-        []
-        if stream.greeted
-        else [
-            json.dumps(
-                {
-                    "type": "hello",
-                    "device_id": stream.device_id,
-                    "rate_hz": stream.aligner.rate_hz,
-                    "channels": list(stream.channels),
-                }
-            )
-        ]
-    )
+    frames = [] if stream.greeted else [_decoded(Hello(stream.device_id, stream.aligner.rate_hz, stream.channels))]
     stream.greeted = True
     if aligned is None:
         return frames, 0
     t0, rows = aligned
-    settings = runtime.settings
-    per_frame = max(
-        1,
-        min(
-            settings.max_samples_per_frame,
-            (settings.max_frame_bytes - 64) // (len(stream.channels) * JSON_CHARS_PER_VALUE + 4),
-        ),
-    )
-    for start in range(0, len(rows), per_frame):
-        frames.append(
-            json.dumps(
-                {
-                    "samples": rows[start : start + per_frame].tolist(),
-                    "t0": round(t0 + start / stream.aligner.rate_hz, 6),
-                }
-            )
-        )
+    values = rows.astype(BINARY_DTYPE)  # what a stream frame's samples become
+    if not np.isfinite(values).all():
+        raise HTTPException(422, "values beyond the float32 range of a stream sample. Fix: send m/s^2 and rad/s.")
+    per_frame = runtime.settings.max_samples_per_frame
+    for start in range(0, len(values), per_frame):
+        frame_t0 = round(t0 + start / stream.aligner.rate_hz, 6)
+        frames.append(_decoded(Samples(values[start : start + per_frame], frame_t0)))
     return frames, len(rows)
+
+
+def _decoded(frame: Hello | Samples) -> Incoming:
+    """A frame built here, not read off a wire: nothing to decode, no wire size."""
+    return Incoming(0, "json", lambda _channels: frame)
 
 
 def _seconds(stream: PushStream, readings: NsReadings | None) -> Readings:

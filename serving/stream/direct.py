@@ -1,0 +1,93 @@
+"""A stream session driven by calls rather than a socket loop: the Sensor Logger push, MQTT.
+
+Each call feeds frames to the session under the lock (one call at a time, in order) and gets
+back the events those frames caused, so a transport answers with them in its own way. A
+session that no call has fed for ``idle_close_s`` is closed with 1000, which ends it as a
+client's normal close does (its saved state is dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from serving.logs import log_event
+from serving.stream.events import Event, SessionClosed
+from serving.stream.protocol import CLOSE_INTERNAL_ERROR
+from serving.stream.services import Peer, SessionServices
+from serving.stream.session import Incoming, StreamSession
+
+IDLE_CLOSE_CODE = 1000
+
+
+class DirectSession:
+    def __init__(
+        self,
+        services: SessionServices,
+        peer: Peer,
+        idle_close_s: float,
+        on_end: Callable[[DirectSession], None] = lambda _: None,
+    ) -> None:
+        self.on_end = on_end  # told when the session has ended (to forget it)
+        self.lock = asyncio.Lock()  # held by whoever feeds the session, and by its end
+        self.closed = False
+        self.idle_close_s = idle_close_s
+        self.session = StreamSession(services, self, peer)
+        self._events: list[Event] = []
+        self._idle: asyncio.TimerHandle | None = None
+        self._ending: asyncio.Task[None] | None = None
+        self._finished = False
+        self.session.open()
+        self._rearm()
+
+    @property
+    def close_code(self) -> int | None:
+        return self.session.close_code
+
+    async def feed(self, frames: Iterable[Incoming]) -> list[Event]:
+        """Hand ``frames`` to the session (the caller holds ``lock``); the events they caused."""
+        self._rearm()
+        try:
+            for frame in frames:
+                await self.session.receive(frame)
+        except SessionClosed as close:
+            await self.session.close(close.code, close.reason)
+        except Exception as err:  # a bug must cost one session, not the server
+            log_event("session_failed", logging.ERROR, session_id=self.session.id, error=repr(err))
+            await self.session.close(CLOSE_INTERNAL_ERROR, "internal error")
+        events, self._events = self._events, []
+        return events
+
+    # The session's outlet: events wait for the call that caused them.
+
+    async def send(self, event: Event) -> None:
+        if not self.closed:
+            self._events.append(event)
+
+    async def close(self, code: int, reason: str) -> None:
+        """The session ended (a limit, shutdown, idle): finish it now, or after the call feeding it."""
+        self.closed = True
+        if self._idle is not None:
+            self._idle.cancel()
+        if self.lock.locked():
+            self._ending = asyncio.create_task(self._end(), name=f"end-{self.session.id}")
+        else:
+            await self._end()
+
+    async def _end(self) -> None:
+        async with self.lock:
+            if not self._finished:
+                self._finished = True
+                try:
+                    await self.session.finish()
+                finally:
+                    self.on_end(self)
+
+    def _rearm(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self.idle_close_s, self._expire)
+
+    def _expire(self) -> None:
+        self._ending = asyncio.create_task(self.session.close(IDLE_CLOSE_CODE, "idle"), name="idle-close")
