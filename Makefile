@@ -24,6 +24,7 @@ services:
 	bash scripts/services.sh
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_nginx.sh
+	bash scripts/ensure_docker.sh
 
 test: venv services lint
 	$(BIN)/python -m pytest

@@ -7,15 +7,5 @@ set -euo pipefail
 if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
   exit 0
 fi
-policy=/usr/sbin/policy-rc.d
-added_policy=
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' > "$policy"
-  chmod +x "$policy"
-  added_policy=1
-fi
-trap '[ -n "$added_policy" ] && rm -f "$policy"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends nginx >/dev/null
+bash "$(dirname "$0")/apt_install.sh" nginx
 [ -x /usr/sbin/nginx ]

@@ -5,6 +5,7 @@ made with the real CLI, and metric names the server exports."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import signal
 import socket
@@ -158,25 +159,65 @@ def create_key(home: Path, database_url: str, name: str) -> str:
     return run_cli("keys", "create", name, "--database-url", database_url, home=home).stdout.strip()
 
 
+class _ZeroStore:
+    """A prediction store whose every counter reads 0 (whatever counters the collector asks for)."""
+
+    def __getattr__(self, name: str) -> int:
+        return 0
+
+
 def exported_metric_names() -> set[str]:
     """Every sample name the server's /metrics can show (counters' _total, histograms' _bucket...)."""
     metrics = ServerMetrics()
-    metrics.watch_store(
-        type(
-            "Store",
-            (),
-            {name: 0 for name in ("rows_written", "rows_spooled", "rows_dropped", "backlog", "queue_depth")},
-        )()
-    )
+    metrics.watch_store(_ZeroStore())
+    return metric_names_in(metrics.render().decode())
+
+
+def metric_names_in(exposition: str) -> set[str]:
+    """Every sample name a /metrics text can show, from its ``# TYPE`` lines (counters' _total,
+    histograms' _bucket...), whether or not a sample was recorded yet."""
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_sum", "_count", "_created"),
         "gauge": ("",),
     }
     names = set()
-    for line in metrics.render().decode().splitlines():
+    for line in exposition.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split()
             base = name.removesuffix("_total") if kind == "counter" else name
             names.update(base + suffix for suffix in suffixes.get(kind, ("",)))
     return names
+
+
+PROMQL_WORDS = {
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "clamp_min",
+    "clamp_max",
+    "abs",
+    "by",
+    "without",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "on",
+    "ignoring",
+    "offset",
+}
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """The metric names an expression reads (label matchers, groupings, ranges stripped)."""
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", " ", expr)
+    tokens = re.findall(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*", expr)
+    return {token for token in tokens if token not in PROMQL_WORDS}

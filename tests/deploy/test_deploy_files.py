@@ -15,30 +15,15 @@ import yaml
 
 from deploy.render_nginx import VARIABLE, EdgeConfig, render
 from tests.conftest import REPO
-from tests.deploy.deploy_support import exported_metric_names, nginx_folder, nginx_test, write_config
+from tests.deploy.deploy_support import (
+    exported_metric_names,
+    nginx_folder,
+    nginx_test,
+    promql_metrics,
+    write_config,
+)
 
 DEPLOY = REPO / "deploy"
-PROMQL_WORDS = {
-    "sum",
-    "max",
-    "min",
-    "avg",
-    "count",
-    "rate",
-    "irate",
-    "increase",
-    "histogram_quantile",
-    "clamp_min",
-    "clamp_max",
-    "abs",
-    "by",
-    "without",
-    "bool",
-    "and",
-    "or",
-    "unless",
-    "offset",
-}
 APP_SERVICES = ("app1", "app2")
 
 
@@ -54,14 +39,6 @@ def compose() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def metric_names() -> set[str]:
     return exported_metric_names() | {"up"}  # `up` is Prometheus's own, per scrape target
-
-
-def promql_metrics(expr: str) -> set[str]:
-    """The metric names an expression reads (label matchers, groupings, ranges stripped)."""
-    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", expr)
-    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", " ", expr)
-    tokens = re.findall(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*", expr)
-    return {token for token in tokens if token not in PROMQL_WORDS}
 
 
 def test_promql_metrics_finds_the_metric_names() -> None:
@@ -157,12 +134,12 @@ def test_compose_bind_mounts_exist(compose: dict[str, Any]) -> None:
 def test_dockerfile_is_multi_stage_small_and_non_root() -> None:
     lines = [line.strip() for line in (REPO / "Dockerfile").read_text().splitlines()]
     stages = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
-    assert len(stages) >= 2 and " AS builder" in lines[stages[0]]
+    assert len(stages) >= 2 and all(" AS " in lines[i] for i in stages)
     final = lines[stages[-1] :]
     users = [line.split()[1] for line in final if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert any(line.startswith("HEALTHCHECK") for line in final)
-    assert any(line.startswith("COPY --from=builder") for line in final)
+    assert any(line.startswith("COPY --from=deps") for line in final)  # built elsewhere, copied in
     assert not any(re.match(r"COPY \.\s", line) for line in final)  # no sources in the runtime image
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", "data", "mlflow", "tests"} <= set(ignored)
@@ -175,7 +152,8 @@ def test_prometheus_scrapes_the_instances_and_alerts_on_real_metrics(
     (job,) = config["scrape_configs"]
     assert sorted(job["static_configs"][0]["targets"]) == [f"{app}:8000" for app in APP_SERVICES]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in compose["services"]["prometheus"]["volumes"]}
-    assert all(mounts.get(path) for path in config["rule_files"])
+    config_dir = Path(next(path for path in mounts if path.endswith("/prometheus.yml"))).parent
+    assert all(mounts.get(str(config_dir / path)) for path in config["rule_files"])  # relative to the config
     rules = {
         rule["alert"]: rule["expr"]
         for group in load_yaml(DEPLOY / "prometheus" / "alerts.yml")["groups"]
@@ -227,7 +205,16 @@ def test_ci_workflow_tests_publishes_on_tags_and_deploys() -> None:
     assert image["needs"] == "test" and "refs/tags/v" in image["if"]
     assert image["permissions"]["packages"] == "write"
     assert any(step.get("with", {}).get("registry") == "ghcr.io" for step in image["steps"])
-    assert any(step.get("with", {}).get("push") is True for step in image["steps"])
+    # build, test, push: in that order, and the test is the image's smoke script
+    steps = [step.get("name", step.get("uses", "")) for step in image["steps"]]
+    build = next(i for i, step in enumerate(image["steps"]) if step.get("with", {}).get("load") is True)
+    test = next(i for i, step in enumerate(image["steps"]) if "deploy/smoke_image.sh" in step.get("run", ""))
+    push = next(i for i, step in enumerate(image["steps"]) if step.get("with", {}).get("push") is True)
+    assert build < test < push, steps
+    assert (REPO / "deploy" / "smoke_image.sh").exists()
+    assert "--privileged" in jobs["test"]["container"]["options"]  # the Docker tests start dockerd
     deploy = jobs["deploy"]
     assert deploy["needs"] == "image" and "self-hosted" in deploy["runs-on"]
+    assert deploy["env"]["POSTURE_IMAGE"].endswith("@${{ needs.image.outputs.digest }}")  # deployed by digest
+    assert image["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
     assert any("compose" in step.get("run", "") and "up -d" in step.get("run", "") for step in deploy["steps"])
