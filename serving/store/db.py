@@ -23,7 +23,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from features.errors import PostureError
 
@@ -86,11 +86,28 @@ class SchemaError(PostureError):
     """The database schema is not the one this version of posture needs."""
 
 
+class StoreUrlError(PostureError):
+    """The prediction store's URL is not one posture can use."""
+
+
+STORE_URL_FIX = (
+    "set POSTURE_DATABASE_URL (--database-url) to postgresql://user:password@host/db or sqlite:///path/to/file.db."
+)
+
+
 def normalise_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3)."""
-    parsed = make_url(url)
+    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3); a URL of
+    another database, or no URL at all, is a ``StoreUrlError``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise StoreUrlError("The prediction store's URL is not a database URL.", STORE_URL_FIX) from err
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
+        raise StoreUrlError(
+            f"The prediction store's URL {redact(url)} is not PostgreSQL (psycopg) or SQLite.", STORE_URL_FIX
+        )
     return parsed.render_as_string(hide_password=False)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from serving.store.db import upgrade
+from serving.store.db import StoreUnavailableError, StoreUrlError, upgrade
 from serving.store.prediction_store import PredictionStore
 from serving.store.spool import Spool, claim_lane
+from serving.store.startup import check_schema
 from tests.serving.store.store_helpers import (
     KEY,
     PG_HOST,
@@ -301,3 +303,30 @@ def test_a_quarantine_file_replays_like_a_spool_segment(pg_database: str, tmp_pa
     lane.close()
     after = asyncio.run(replay_all(pg_database, spool_dir))
     assert after.rows_written == 1 and sequence_in_table(pg_url(pg_database)) == [0]
+
+
+@pytest.mark.parametrize(
+    ("url", "unreachable"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/test", "Connection refused"),
+        ("postgresql://postgres@no-such-host.invalid/test", "failed to resolve host"),
+    ],
+)
+def test_an_unreachable_database_degrades_the_start(url: str, unreachable: str) -> None:
+    assert unreachable in (check_schema(url, auto_migrate=True) or "")
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "message"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/no_such_database", StoreUnavailableError, "does not exist"),
+        ("postgresql://no_such_role@127.0.0.1:5432/test", StoreUnavailableError, 'role "no_such_role"'),
+        ("mysql://u:secret@127.0.0.1/db", StoreUrlError, "is not PostgreSQL (psycopg) or SQLite"),
+        ("not a url", StoreUrlError, "is not a database URL"),
+    ],
+)
+def test_a_database_that_refuses_us_or_a_bad_url_fails_the_start(url: str, error: type, message: str) -> None:
+    """Only unreachability degrades; what waiting cannot fix fails at once, naming the fix."""
+    with pytest.raises(error, match=re.escape(message)) as raised:
+        check_schema(url, auto_migrate=True)
+    assert "secret" not in str(raised.value) and "Fix:" in str(raised.value)
