@@ -1,6 +1,8 @@
-"""The one settings object: ``POSTURE_*`` environment variables, CLI flags override.
+"""The pipelines' settings: ``POSTURE_*`` environment variables, CLI flags override.
 
-Nothing is read at import time; call ``Settings()`` (or ``load_settings``) where needed.
+Where data and models live, and how models are trained. The server's own settings extend
+these in ``serving/settings.py`` (``ServerSettings``). Nothing is read at import time;
+call ``Settings()`` (or ``posture_cli.console.load_settings``) where needed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def find_home(start: Path | None = None) -> Path:
 
 
 class Settings(BaseSettings):
-    """Where data and models live, and how the server behaves."""
+    """Where data and models live, and how models are trained."""
 
     model_config = SettingsConfigDict(env_prefix="POSTURE_", extra="ignore", populate_by_name=True)
 
@@ -35,81 +37,23 @@ class Settings(BaseSettings):
         description="Default sqlite:///<home>/mlflow/mlflow.db.",
     )
     mlflow_artifacts_dir: Path | None = Field(None, description="Default <home>/mlflow/artifacts.")
-    experiment: str = "posture"
-    model_name: str = "posture"
-    model_alias: str = "champion"
-    default_dataset: str = "sample"
-    rate_hz: float = 50.0
-    window_s: float = 2.0
-    hop_s: float = 1.0
-    max_gap_s: float = 0.5
-    trees: int = 100
+    experiment: str = Field("posture", description="MLflow experiment of training runs.")
+    model_name: str = Field("posture", description="Registered model name.")
+    model_alias: str = Field("champion", description="Registry alias that serving and predict follow.")
+    default_dataset: str = Field("sample", description="Dataset `posture train` uses when none is given.")
+    rate_hz: float = Field(50.0, description="Sampling rate a new model resamples to (Hz).")
+    window_s: float = Field(2.0, description="Window length of a new model (s).")
+    hop_s: float = Field(1.0, description="Hop between windows of a new model (s).")
+    max_gap_s: float = Field(0.5, description="A pause longer than this starts a new segment: no window spans it (s).")
+    trees: int = Field(100, description="Trees of the Random Forest.")
     cv: str = Field("auto", description="Cross-validation of `posture train`: auto, loso or group-kfold:N.")
     cv_folds: int = Field(5, description="Subject folds of `posture retrain`'s comparison.")
-    random_state: int = 0
+    random_state: int = Field(0, description="Seed of training and cross-validation.")
 
-    # serving
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    database_url: str | None = Field(None, description="Default sqlite:///<data_dir>/predictions.db.")
-    database_read_url: str | None = Field(None, description="Read replica for read-only queries.")
-    auto_migrate: bool = True
-    anon_key: str = Field("posture-dev-anon-key", description="HMAC key for device ids and addresses.")
-    spool_dir: Path | None = Field(None, description="Where rows wait while the database is down.")
-    log_batch_size: int = 500
-    log_flush_interval_s: float = 0.25
-    # Bounds on every prediction-store call (docs/deployment.md, "Prediction store"): past them
-    # the database counts as down and rows go to the spool.
-    database_connect_timeout_s: float = Field(
-        2.0,
-        gt=0,
-        description="Connect timeout of the store's PostgreSQL connections (libpq counts whole seconds, 2 at least).",
+    database_url: str | None = Field(
+        None,
+        description="The prediction store (retrain records model metrics there); default sqlite:///<data_dir>/predictions.db.",
     )
-    database_statement_timeout_s: float = Field(
-        1.5, gt=0, description="PostgreSQL statement_timeout of the store's writes (a batch takes ~10 ms)."
-    )
-    database_lock_timeout_s: float = Field(
-        1.0,
-        gt=0,
-        description="PostgreSQL lock_timeout: a table locked this long (VACUUM FULL, ALTER TABLE) is an outage.",
-    )
-    store_call_timeout_s: float = Field(
-        2.0,
-        gt=0,
-        description="Wall-clock bound of one store transaction or ping; past it the connection is cut (a hung network).",
-    )
-    batch_tick_ms: float = 4.0
-    max_batch_windows: int = Field(256, description="Windows per micro-batch at most (~15 ms of the event loop).")
-    reload_interval_s: float = 10.0
-    max_frame_bytes: int = 65536
-    max_samples_per_frame: int = 1000
-    max_upsampling: float = Field(
-        10.0,
-        ge=1.0,
-        description="Lowest input rate accepted: the model's rate / this. It also caps the "
-        "samples one frame, request or push makes on the model's grid: max_samples_per_frame x this.",
-    )
-    rate_limit_per_s: float = 200.0
-    rate_limit_burst: int = 400
-    heartbeat_interval_s: float = 20.0
-    log_file: Path | None = None
-    redis_url: str | None = None
-    api_keys_required: bool | None = Field(None, description="Default: on unless bound to loopback.")
-    cors_origins: list[str] = Field(default_factory=list)
-    # deployment: Redis, API keys, backups (docs/deployment.md)
-    redis_prefix: str = Field("posture", description="Prefix of every Redis key (one per deployment).")
-    redis_timeout_s: float = Field(0.25, description="Redis socket timeout; past it the in-process fallback answers.")
-    session_ttl_s: float = Field(300.0, description="How long a stream session can be resumed after its last window.")
-    rate_limit_key_per_s: float = Field(2000.0, description="Requests + frames a second per API key, all instances.")
-    rate_limit_key_burst: int = 4000
-    api_key_cache_s: float = Field(
-        5.0, description="Key checks are cached this long: revocation takes effect within it."
-    )
-    model_cache_ttl_s: float = Field(5.0, description="Registry alias look-ups shared through Redis for this long.")
-    backup_key: str | None = Field(None, description="Passphrase of `posture db backup --encrypt`.")
-    backup_dir: Path | None = Field(None, description="Where backups go; default <data_dir>/backups.")
-    backup_keep: int = Field(7, description="Backups kept per database; older ones are deleted.")
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
@@ -120,10 +64,6 @@ class Settings(BaseSettings):
             self.mlflow_artifacts_dir = self.home / "mlflow" / "artifacts"
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.data_dir / 'predictions.db'}"
-        if self.spool_dir is None:
-            self.spool_dir = self.data_dir / "spool"
-        if self.backup_dir is None:
-            self.backup_dir = self.data_dir / "backups"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
         return self

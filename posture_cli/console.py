@@ -37,10 +37,11 @@ def user_errors(command: F) -> F:
 
 
 def load_settings(**overrides: Any) -> Any:
-    """Settings from ``POSTURE_*`` variables, with the flags that were given on top."""
-    from pipelines.settings import Settings
+    """Settings from ``POSTURE_*`` variables, with the flags that were given on top: all of
+    them, the pipelines' and the server's (``ServerSettings`` extends the pipelines' ``Settings``)."""
+    from serving.settings import ServerSettings
 
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    return ServerSettings(**{key: value for key, value in overrides.items() if value is not None})
 
 
 def print_json(data: Any) -> None:

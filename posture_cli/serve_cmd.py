@@ -11,7 +11,7 @@ from features.errors import PostureError
 from posture_cli.console import error_console, load_settings, user_errors
 
 if TYPE_CHECKING:
-    from pipelines.settings import Settings
+    from serving.settings import ServerSettings
 
 
 @user_errors
@@ -63,7 +63,7 @@ def serve(
     server.run(settings, ssl_certfile, ssl_keyfile)
 
 
-def _preflight(settings: "Settings", model_ref: str | None) -> None:
+def _preflight(settings: "ServerSettings", model_ref: str | None) -> None:
     """Unknown model, a database that refuses us or a schema we may not migrate: one red line
     now, not a traceback later. An unreachable database is no reason not to serve: the server
     spools until it answers (docs/deployment.md)."""

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware import Middleware
 
-from pipelines.settings import Settings
+from serving.settings import ServerSettings
 from serving.edge.keys import auth_required
 from serving.http.auth_middleware import AuthMiddleware
 from serving.http.fast_lane import FastLaneMiddleware, validation_error_response
@@ -43,7 +43,7 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
+def create_app(settings: ServerSettings, model_uri: str | None = None) -> FastAPI:
     """A server app for ``model_uri`` (a URI, version or alias; default the settings' alias)."""
 
     @asynccontextmanager
@@ -110,4 +110,4 @@ def _document(app: FastAPI, keys_required: bool) -> None:
 
 def app_from_env() -> FastAPI:
     """``uvicorn --factory`` entry for each worker: settings from ``POSTURE_*`` variables."""
-    return create_app(Settings(), os.environ.get(SERVE_MODEL_ENV) or None)
+    return create_app(ServerSettings(), os.environ.get(SERVE_MODEL_ENV) or None)

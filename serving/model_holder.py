@@ -19,7 +19,7 @@ from features.feature_sets import featurize
 from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
 from pipelines.registry import LoadedModel, connect, describe_uri, load_model
-from pipelines.settings import Settings
+from serving.settings import ServerSettings
 from serving.edge.redis_state import AliasCache
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
@@ -68,7 +68,7 @@ class ServedModel:
         }
 
 
-def load_served(uri: str, settings: Settings) -> ServedModel:
+def load_served(uri: str, settings: ServerSettings) -> ServedModel:
     """Blocking: fetch the version ``uri`` points at and build its engine now, not mid-batch."""
     loaded = load_model(uri, settings)
     served = ServedModel(loaded, loaded.engine)
@@ -93,10 +93,10 @@ class ModelHolder:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ServerSettings,
         uri: str,
         metrics: ServerMetrics,
-        loader: Callable[[str, Settings], ServedModel] = load_served,
+        loader: Callable[[str, ServerSettings], ServedModel] = load_served,
         alias_cache: AliasCache | None = None,
     ) -> None:
         self.settings, self.uri, self.metrics = settings, uri, metrics

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from pipelines.registry import resolve_model_uri
-from pipelines.settings import Settings
+from serving.settings import ServerSettings
 from serving.batcher import MicroBatcher
 from serving.edge.shared import Edge, build_edge
 from serving.logs import log_event
@@ -37,7 +37,7 @@ READY_LIMITS = ("max_frame_bytes", "max_samples_per_frame", "rate_limit_per_s") 
 
 @dataclass
 class Runtime:
-    settings: Settings
+    settings: ServerSettings
     metrics: ServerMetrics
     holder: ModelHolder
     batcher: MicroBatcher
@@ -96,7 +96,7 @@ class Runtime:
         )
 
 
-async def start_runtime(settings: Settings, model_uri: str | None = None) -> Runtime:
+async def start_runtime(settings: ServerSettings, model_uri: str | None = None) -> Runtime:
     """Load the model and bring the schema up to date (concurrently), then start the rest."""
     assert settings.database_url is not None and settings.spool_dir is not None
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pipelines.settings import Settings
+from serving.settings import ServerSettings
 from serving.app import SERVE_MODEL_ENV
 from serving.logs import log_config
 
@@ -28,7 +28,7 @@ def export_to_workers(overrides: dict[str, Any], model_uri: str | None) -> None:
         os.environ[SERVE_MODEL_ENV] = model_uri
 
 
-def uvicorn_options(settings: Settings, ssl_certfile: Path | None, ssl_keyfile: Path | None) -> dict[str, Any]:
+def uvicorn_options(settings: ServerSettings, ssl_certfile: Path | None, ssl_keyfile: Path | None) -> dict[str, Any]:
     return {
         "factory": True,
         "host": settings.host,
@@ -54,7 +54,7 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def run(settings: Settings, ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None) -> None:
+def run(settings: ServerSettings, ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None) -> None:
     """Serve until SIGTERM/SIGINT; returns after the graceful shutdown (sessions closed, log flushed)."""
     import uvicorn
 

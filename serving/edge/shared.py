@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.settings import Settings
+from serving.settings import ServerSettings
 from serving.edge.keys import KeyVerifier, auth_required
 from serving.edge.ratelimit import RateLimiter, make_limiter
 from serving.edge.redis_state import AliasCache, RedisUnavailable, SharedRedis
@@ -32,7 +32,7 @@ class Edge:
             await self.redis.close()
 
 
-async def build_edge(settings: Settings, metrics: ServerMetrics) -> Edge:
+async def build_edge(settings: ServerSettings, metrics: ServerMetrics) -> Edge:
     """Redis when ``POSTURE_REDIS_URL`` is set (an unreachable one is logged, then fallen back from)."""
     redis = None
     if settings.redis_url:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipelines.settings import Settings
+from serving.settings import ServerSettings
 
 LIMIT_NAMES = "POSTURE_MAX_SAMPLES_PER_FRAME x POSTURE_MAX_UPSAMPLING"
 
@@ -29,7 +29,7 @@ class WorkLimits:
     max_samples_per_frame: int  # rows one stream frame may carry
 
     @classmethod
-    def of(cls, settings: Settings) -> WorkLimits:
+    def of(cls, settings: ServerSettings) -> WorkLimits:
         return cls(settings.max_upsampling, settings.max_samples_per_frame)
 
     @property

@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from pipelines.settings import Settings, find_home
+from serving.settings import ServerSettings
 from posture_cli.main import app
 from tests.conftest import REPO, run_cli
 
@@ -41,6 +42,9 @@ def test_settings_defaults_follow_home(tmp_path: Path, monkeypatch) -> None:
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
     assert settings.model_name == "posture"
     assert settings.dataset_dir("x") == tmp_path / "data" / "datasets" / "x"
+    served = ServerSettings()  # the pipelines' settings and the server's own
+    assert served.data_dir == settings.data_dir and served.spool_dir == tmp_path / "data" / "spool"
+    assert served.database_url == settings.database_url == f"sqlite:///{tmp_path}/data/predictions.db"
 
 
 def test_settings_env_and_overrides(tmp_path: Path, monkeypatch) -> None:

@@ -17,7 +17,7 @@ import pytest
 import websockets
 
 from features.spec import WindowSpec
-from pipelines.settings import Settings
+from serving.settings import ServerSettings
 from serving.edge.keys import KeyCheckUnavailable, KeyVerifier, auth_required
 from serving.edge.ratelimit import RedisTokenBucketLimiter, TokenBucketLimiter
 from serving.edge.redis_state import AliasCache, SharedRedis
@@ -210,10 +210,10 @@ def test_a_restored_windower_continues_exactly_and_drops_replayed_rows() -> None
 
 
 def test_api_keys_auto_required_off_loopback() -> None:
-    assert not auth_required(Settings(host="127.0.0.1")) and not auth_required(Settings(host="::1"))
-    assert auth_required(Settings(host="0.0.0.0")) and auth_required(Settings(host="posture.internal"))
-    assert not auth_required(Settings(host="0.0.0.0", api_keys_required=False))
-    assert auth_required(Settings(host="127.0.0.1", api_keys_required=True))
+    assert not auth_required(ServerSettings(host="127.0.0.1")) and not auth_required(ServerSettings(host="::1"))
+    assert auth_required(ServerSettings(host="0.0.0.0")) and auth_required(ServerSettings(host="posture.internal"))
+    assert not auth_required(ServerSettings(host="0.0.0.0", api_keys_required=False))
+    assert auth_required(ServerSettings(host="127.0.0.1", api_keys_required=True))
 
 
 def test_key_verifier_caches_revocation_and_survives_a_database_outage() -> None:

@@ -23,6 +23,7 @@ from serving.edge.session_states import LocalSessionStore
 from serving.metrics import ServerMetrics
 from serving.model_holder import ServedModel, load_served
 from serving.prediction_log import PredictionLog
+from serving.settings import ServerSettings
 from serving.store.model_stats import ServedStats
 from serving.store.records import ConnectionRecord, PredictionRecord
 from serving.stream.direct import DirectSession
@@ -74,7 +75,7 @@ def served(trained_home: Path) -> ServedModel:
 
 
 def services(served: ServedModel, store: MemoryStore, rate_per_s: float = 0.0, burst: float = 1.0) -> SessionServices:
-    settings = Settings()
+    settings = ServerSettings()
     metrics = ServerMetrics()
     batcher = MicroBatcher(metrics, 0.001, 256)
     batcher.start()
