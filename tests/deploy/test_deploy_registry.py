@@ -32,6 +32,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
 
 def test_release_pushes_pulls_by_digest_and_deploys(image: str, registry: Registry) -> None:
     name, port, version = f"posture-release-{uuid.uuid4().hex[:8]}", free_port(), f"release-test-{os.getpid()}"
+    reference = ""
     with shared_folder("posture-release-") as folder, throwaway_database() as database:
         env = {
             **os.environ,
@@ -72,4 +73,5 @@ def test_release_pushes_pulls_by_digest_and_deploys(image: str, registry: Regist
         finally:
             docker("rm", "-f", name, check=False)
             docker("volume", "rm", "-f", f"{name}-data", check=False)
-            docker("rmi", f"posture:{version}", check=False)  # the tag only: its layers are the test image's
+            # The tag and the pulled reference only: the layers are the test image's.
+            docker("rmi", f"posture:{version}", *([reference] if reference else []), check=False)
