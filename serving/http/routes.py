@@ -62,15 +62,17 @@ async def readyz(request: Request) -> JSONResponse:
         reasons.append("no model loaded")
     if rt.draining:
         reasons.append("shutting down")
-    try:
-        database_ok = store.schema_ready and await asyncio.wait_for(store.ping(), READY_PING_TIMEOUT_S)
+    try:  # the writer's view first: a locked table still answers a ping
+        writable = store.schema_ready and not store.database_failing
+        database_ok = writable and await asyncio.wait_for(store.ping(), READY_PING_TIMEOUT_S)
     except asyncio.TimeoutError:
         database_ok = False
     if not database_ok and store.spool_failing:
         reasons.append("store unreachable and the spool refuses rows (disk full?): rows wait in memory")
     degraded = []
     if not database_ok and not store.spool_failing:
-        degraded.append(store.schema_problem or "store unreachable, spooling (rows are replayed when it returns)")
+        last = store.schema_problem or (store.last_error if store.database_failing else None)
+        degraded.append(f"store unreachable, spooling ({last or 'rows are replayed when it returns'})")
     body = ReadyResponse(
         status="not_ready" if reasons else "degraded" if degraded else "ready",
         reasons=reasons + degraded,

@@ -91,6 +91,10 @@ class PredictionStore:
         self._backoff = RETRY_MIN_S
         self._database_refused_at_close = False  # see _write_or_drop
         self.spool_failing = False  # the last spool append failed (a full disk): rows wait in memory
+        # The writer's own view, which a ping cannot give: a database that answers SELECT 1 but
+        # not writes (a locked table) is down for the log. Cleared by the next write or replay.
+        self.database_failing = False
+        self.last_error: str | None = None
         # Plain counters, exported as Prometheus metrics by the server (rows of all tables).
         self.rows_written = 0
         self.rows_spooled = 0
@@ -262,6 +266,7 @@ class PredictionStore:
             return True
         self._count_written(items)
         self._backoff = RETRY_MIN_S
+        self.database_failing = False
         return True
 
     def _set_aside(self, items: list[Item], batch_id: str) -> list[Item]:
@@ -335,6 +340,7 @@ class PredictionStore:
         )
 
     def _database_failed(self, err: BaseException) -> None:
+        self.database_failing, self.last_error = True, error_reason(err)
         self._retry_at = time.monotonic() + self._backoff
         _log(
             logging.WARNING,
@@ -361,6 +367,7 @@ class PredictionStore:
             self._database_failed(err)
             return
         self._backoff = RETRY_MIN_S
+        self.database_failing = False
         if replayed:
             _log(logging.INFO, "store_spool_replayed", rows=replayed, backlog=self.backlog)
 

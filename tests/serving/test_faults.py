@@ -333,6 +333,44 @@ async def _sigterm_during_a_hang(server: ServerProcess, proxy: TcpProxy) -> tupl
         return stream.session_id, len(stream.predictions), code, time.monotonic() - started
 
 
+def test_sigterm_while_predictions_is_locked_exits_in_time_and_loses_no_row(trained_home: Path, tmp_path: Path) -> None:
+    """The issue: an ACCESS EXCLUSIVE lock (VACUUM FULL, ALTER TABLE) left rows in memory,
+    /readyz ready and SIGTERM taking 25 s. Now lock_timeout ends each write: the rows spool,
+    /readyz says degraded with the reason, and SIGTERM exits within the bound."""
+    data = tmp_path / "data"
+    with throwaway_database() as database:
+        env = {**ROOMY, "POSTURE_DATABASE_URL": pg_url(database)}
+        first = ServerProcess(trained_home, data, env=env)
+        try:
+            session, total, during, code, took = asyncio.run(_sigterm_during_a_lock(first, database))
+        finally:
+            first.kill()
+        stored = first.query(SESSION_ROWS, s=session)[0][0]
+        second = _replayed_by_a_new_server(trained_home, data, env)
+        print(f"\nSIGTERM during a table lock: exit {code} after {took:.2f} s; {stored} rows stored before")
+        _each_window_once(second, session, total, "SIGTERM while predictions is locked")
+    assert code == 0 and took < SHUTDOWN_BOUND_S
+    assert during["database"] == "unreachable" and "lock timeout" in during["reasons"][0]
+    _clean_log(first)
+
+
+async def _sigterm_during_a_lock(server: ServerProcess, database: str) -> tuple[str, int, dict[str, Any], int, float]:
+    async with websockets.connect(server.ws_url) as ws:
+        stream = Stream(ws)
+        await stream.send(5)
+        assert await asyncio.to_thread(server.wait_rows, SESSION_ROWS, 4, s=stream.session_id) == 4
+        with predictions_locked(database):
+            await stream.send(10)
+            during = await asyncio.to_thread(
+                wait_ready, server.url, "degraded and spooling", lambda b: b["status"] == "degraded" and b["backlog"]
+            )
+            await stream.send(5)
+            started = time.monotonic()
+            code = await asyncio.to_thread(server.stop, signal.SIGTERM, HANG_S)
+            took = time.monotonic() - started
+        return stream.session_id, len(stream.predictions), during, code, took
+
+
 @pytest.mark.parametrize("outage", ["refused", "hung"])
 def test_a_server_starts_while_the_database_is_down(trained_home: Path, tmp_path: Path, outage: str) -> None:
     """Start, answer predictions, spool their rows and say "degraded" (200); once the database

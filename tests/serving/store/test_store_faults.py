@@ -244,6 +244,8 @@ def test_a_locked_table_is_an_outage(pg_database: str, tmp_path: Path) -> None:
             locker.execute("LOCK TABLE predictions IN ACCESS EXCLUSIVE MODE")
             store.add_predictions([record(seq) for seq in range(20, 40)])
             took = await _spooled_within(store, 20)
+            # The database answers a ping; only the writer knows it takes no rows (/readyz asks it).
+            assert store.database_failing and "lock timeout" in (store.last_error or "") and await store.ping()
             store.add_predictions([record(seq) for seq in range(40, 60)])
             await wait_for(lambda: store.queue_depth == 0 and store.backlog == 40)
             locker.rollback()
