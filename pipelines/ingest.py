@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from features.errors import PostureError
+from features.errors import DataError, PostureError
 from pipelines.dataset import build_manifest, recordings_to_frame, write_dataset
 from pipelines.progress import report
 from pipelines.read_options import ReadOptions
@@ -29,11 +29,15 @@ class IngestRequest(BaseModel):
     sample: bool = False
 
 
+Failure = tuple[str, str]  # a PostureError's problem (naming the path) and fix
+
+
 @task(cache_policy=NO_CACHE)
-def read_and_resample_task(path: str, request: IngestRequest) -> tuple[list[Recording], str | None]:
+def read_and_resample_task(path: str, request: IngestRequest) -> tuple[list[Recording], Failure | None]:
     """One file or folder -> validated recordings at the dataset rate, or why it failed.
 
-    A user error is returned, not raised: one bad file must not fail the whole run.
+    A user error is returned, not raised: one bad file must not fail the whole run. The stage
+    report names the path only: the reason is said once, in the summary or the final error.
     """
     from pipelines.readers import read_recordings, resample_recording
 
@@ -41,10 +45,17 @@ def read_and_resample_task(path: str, request: IngestRequest) -> tuple[list[Reco
     try:
         options = request.read_options
         recordings = read_recordings(Path(path), options)
-        return [seg for rec in recordings for seg in resample_recording(rec, request.rate_hz, options.max_gap_s)], None
+        segments = [seg for rec in recordings for seg in resample_recording(rec, request.rate_hz, options.max_gap_s)]
+        if not any(len(segment.frame) > 1 for segment in segments):  # a 1-row file made a dataset of 0 s
+            raise DataError(
+                f"{path}: no two samples within {options.max_gap_s:g} s of each other: nothing to resample.",
+                "record at least a few seconds (a window is 2 s by default); "
+                "if the time column is not in seconds, pass --time-units.",
+            )
+        return segments, None
     except PostureError as err:
-        report("failed", f"{path}: {err}")
-        return [], str(err)
+        report("failed", path)
+        return [], (err.problem if path in err.problem else f"{path}: {err.problem}", err.fix)
 
 
 @task(cache_policy=NO_CACHE)
@@ -74,17 +85,27 @@ def write_task(recordings: list[Recording], request: IngestRequest, failures: di
 def ingest_flow(request: IngestRequest) -> dict[str, Any]:
     """Read every path (a bad file is reported and skipped), resample, write the dataset."""
     recordings: list[Recording] = []
-    failures: dict[str, str] = {}
+    failures: dict[str, Failure] = {}
     if request.sample:
         recordings.extend(sample_task(request.rate_hz))
     for path in request.paths:
-        read, error = read_and_resample_task(path, request)
+        read, failure = read_and_resample_task(path, request)
         recordings.extend(read)
-        if error:
-            failures[path] = error
+        if failure:
+            failures[path] = failure
     if not recordings:
-        raise PostureError(
-            "No recording could be read: " + "; ".join(f"{p}: {e}" for p, e in failures.items()),
-            "check the paths and options (see `posture ingest --help`).",
+        raise nothing_read(list(failures.values()))
+    return write_task(recordings, request, {path: str(PostureError(*failure)) for path, failure in failures.items()})
+
+
+def nothing_read(failures: list[Failure]) -> PostureError:
+    """One error for a run that read nothing: each path and problem once, each distinct fix once."""
+    problems = [problem for problem, _ in failures]
+    fixes = list(dict.fromkeys(fix for _, fix in failures if fix))
+    if not failures:
+        return PostureError(
+            "No recording found in the paths given.", "pass recordings in a format `posture ingest --help` lists."
         )
-    return write_task(recordings, request, failures)
+    if len(failures) == 1:
+        return PostureError(problems[0], fixes[0] if fixes else "")
+    return PostureError(f"No recording could be read: {'; '.join(problems)}", " / ".join(fixes))

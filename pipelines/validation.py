@@ -20,6 +20,10 @@ MAX_BAD_SHARE = 0.5  # refuse a frame when more than this share of its rows is b
 MAX_RAD_S = 50.0  # ~2900 deg/s: beyond the range of common gyroscopes, so such data is in deg/s
 MIN_G_DECLARED_MEDIAN = 4.0  # a median |a| above 4 g is not human motion: the data is in m/s^2
 ROWS_LISTED = 20
+MAX_ABS_TIME_S = 1e12  # ~31,700 years: a clock in seconds never reaches it (a time 1e300 once passed)
+# In the declared units: ~1,000 g or 10,000 rad/s (deg/s) is past any IMU and far from float overflow
+# (1e38 passed, and 1e300 overflowed the features into infinities).
+MAX_ABS_VALUE = 1e4
 
 
 def validate_frame(
@@ -62,7 +66,8 @@ def require_columns(frame: pd.DataFrame, source: str) -> None:
 
 
 def clean_rows(frame: pd.DataFrame, columns: list[str], source: str) -> tuple[pd.DataFrame, list[RejectedRows]]:
-    """Coerce ``columns`` (time first) to float and drop rows with NaN/inf or out-of-order time."""
+    """Coerce ``columns`` (time first) to float and drop rows with NaN/inf, values out of any
+    sensor's range (``MAX_ABS_TIME_S``, ``MAX_ABS_VALUE``) or out-of-order time."""
     if len(frame) == 0:
         raise DataError(f"{source}: no data rows.", "check that the file holds samples below its header.")
     index = frame.index.to_numpy()
@@ -72,8 +77,16 @@ def clean_rows(frame: pd.DataFrame, columns: list[str], source: str) -> tuple[pd
         numeric[column] = pd.to_numeric(numeric[column], errors="coerce").astype(float)
     values = numeric[columns].to_numpy()
     finite = np.isfinite(values)
-    rejected = [_non_finite(~finite[:, i], rows, c) for i, c in enumerate(columns) if not finite[:, i].all()]
-    good = finite.all(axis=1)
+    bounds = np.array([MAX_ABS_TIME_S] + [MAX_ABS_VALUE] * (len(columns) - 1))
+    with np.errstate(invalid="ignore"):
+        in_range = np.abs(values) <= bounds  # False for NaN too
+    rejected = []
+    for i, column in enumerate(columns):
+        if not finite[:, i].all():
+            rejected.append(_bad_run(~finite[:, i], rows, f"NaN/inf or non-numeric value in {column}"))
+        if (finite[:, i] & ~in_range[:, i]).any():
+            rejected.append(_bad_run(finite[:, i] & ~in_range[:, i], rows, _out_of_range(column, i == 0, bounds[i])))
+    good = in_range.all(axis=1)
     rejected += _bad_time_order(values[:, 0], good, rows)
     if len(frame) - good.sum() > MAX_BAD_SHARE * len(frame):
         summary = "; ".join(f"{r.reason}: {r.count} rows, first at row {r.rows[0]}" for r in rejected)
@@ -84,12 +97,17 @@ def clean_rows(frame: pd.DataFrame, columns: list[str], source: str) -> tuple[pd
     return numeric[good], rejected
 
 
-def _non_finite(bad: np.ndarray, rows: np.ndarray, column: str) -> RejectedRows:
-    """Rows where ``column`` is NaN, inf or not a number, with the longest run of them."""
+def _out_of_range(column: str, is_time: bool, bound: float) -> str:
+    if is_time:
+        return f"{column} beyond +-{bound:g} s (not seconds? pass --time-units)"
+    return f"{column} beyond +-{bound:g} (no IMU measures it; check the units)"
+
+
+def _bad_run(bad: np.ndarray, rows: np.ndarray, reason: str) -> RejectedRows:
+    """The ``bad`` rows, for ``reason``, with the longest run of them."""
     edges = np.diff(np.concatenate(([0], bad.astype(np.int8), [0])))
     longest = int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
-    reason = f"NaN/inf or non-numeric value in {column} (longest run {longest} rows)"
-    return RejectedRows(reason, int(bad.sum()), rows[bad][:ROWS_LISTED].tolist())
+    return RejectedRows(f"{reason} (longest run {longest} rows)", int(bad.sum()), rows[bad][:ROWS_LISTED].tolist())
 
 
 def _bad_time_order(t: np.ndarray, good: np.ndarray, rows: np.ndarray) -> list[RejectedRows]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -42,6 +43,20 @@ def load_settings(**overrides: Any) -> Any:
     from serving.settings import ServerSettings
 
     return ServerSettings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def dataset_name(name: str) -> str:
+    """A dataset's name is a folder's name under the data dir: ``../x`` wrote outside it."""
+    if not DATASET_NAME.fullmatch(name):
+        raise PostureError(
+            f"--dataset {name!r} is not a dataset name.",
+            "use letters, digits, '.', '_' or '-' (up to 100, starting with a letter or digit); "
+            "pass --data-dir to put datasets elsewhere.",
+        )
+    return name
 
 
 def print_json(data: Any) -> None:

@@ -7,8 +7,9 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from features.errors import PostureError
 from posture_cli import read_flags
-from posture_cli.console import console, load_settings, print_json, user_errors
+from posture_cli.console import console, dataset_name, load_settings, print_json, user_errors
 from posture_cli.stages import show_stages
 
 
@@ -51,17 +52,22 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Read recordings, validate and resample them, and write a Parquet dataset with a manifest."""
-    from pipelines.ingest import IngestRequest, ingest_flow
     from pipelines.orchestration import run_flow, start_prefect_api
 
-    start_prefect_api()  # overlaps the API's start with the imports and work below
+    # Before Prefect is imported: it reads its logging level (CRITICAL, set here) once, at import;
+    # else a failed flow's traceback is logged above the one-line error. Also overlaps the API's
+    # start with the imports and work below.
+    start_prefect_api()
+    from pipelines.ingest import IngestRequest, ingest_flow
 
     if not paths and not sample:
         raise typer.BadParameter("give recordings to ingest, or --sample for the built-in sample dataset")
     if not dataset and not sample:
         raise typer.BadParameter("name the dataset with --dataset NAME")
+    if rate is not None and not rate > 0:  # also refuses NaN
+        raise PostureError(f"--rate must be a positive number of Hz, got {rate:g}.", "pass e.g. --rate 50.")
     settings = load_settings(data_dir=data_dir, rate_hz=rate, max_gap_s=max_gap)
-    name = dataset or "sample"
+    name = dataset_name(dataset or "sample")
     request = IngestRequest(
         paths=[str(p) for p in paths or []],
         dataset_dir=str(settings.dataset_dir(name)),
@@ -107,6 +113,6 @@ def _print_summary(manifest: dict, dataset_dir: str) -> None:
         console.print(f"[yellow]{sum(r['count'] for r in rejected)} rows rejected[/] (see manifest.json):")
         for r in rejected[:10]:
             console.print(f"  {r['source']}: {r['count']} x {r['reason']} (rows {r['rows'][:5]}...)", highlight=False)
-    for path, why in manifest["rejected_files"].items():
-        console.print(f"[red]skipped[/] {path}: {why}", highlight=False)
+    for why in manifest["rejected_files"].values():  # each names its path
+        console.print(f"[red]skipped[/] {why}", highlight=False)
     console.print(f"written to {dataset_dir}")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import typer
+import sys
 
+import typer
+from rich.markup import escape
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer's own (vendored) Click
+
+from posture_cli.console import error_console
 from posture_cli.db_cmd import db_app
 from posture_cli.ingest_cmd import ingest
 from posture_cli.keys_cmd import keys_app
@@ -33,4 +38,22 @@ app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:
-    app()
+    """``posture``: a usage error (an unknown option, a bad value) is one red line naming the
+    fix, like every user error, instead of a boxed usage text; the rest as Typer renders it."""
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError:
+        app()  # the help, rendered and exited as usual
+    except UsageError as err:
+        command = err.ctx.command_path if err.ctx else "posture"
+        problem = escape(err.format_message().rstrip("."))
+        message = f"[bold red]error:[/] {problem}. Fix: see `{command} --help`."
+        error_console.print(message, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except typer.TyperException as err:  # the other Click errors (e.g. a file option it cannot open)
+        error_console.print(f"[bold red]error:[/] {escape(err.format_message())}", highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        error_console.print("[yellow]aborted[/]")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -16,12 +16,18 @@ FORMATS = ("csv", "json", "parquet")
 
 
 def output_format(out: Path | None, fmt: str | None) -> str:
+    """--format, else --out's suffix, else CSV (stdout, or an --out without a suffix: a folder)."""
     if fmt:
         if fmt not in FORMATS:
             raise PostureError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.", "pass csv, json or parquet.")
         return fmt
     suffix = out.suffix.lstrip(".").lower() if out and str(out) != "-" else ""
-    return suffix if suffix in FORMATS else "csv"
+    if suffix and suffix not in FORMATS:  # x.xlsx got CSV under a name that promised a spreadsheet
+        raise PostureError(
+            f"--out {out}: predict does not write .{suffix} files.",
+            "name it .csv, .json or .parquet, or pass --format csv|json|parquet.",
+        )
+    return suffix or "csv"
 
 
 def write_frame(frame: Any, out: Path, fmt: str, header: bool = True) -> None:
@@ -132,6 +138,7 @@ def predict(
     files = expand_inputs(paths)
     if len(files) > 1 and out is not None and str(out) != "-" and out.suffix:
         raise PostureError(f"{len(files)} inputs but --out {out} is one file.", "pass a folder (or '-') as --out.")
+    fmt_name = output_format(out, fmt)  # before the model loads: a bad --out fails at once
     model = load_model(resolve_model_uri(model_ref, settings), settings)
     options = read_flags.read_options(
         column_map,
@@ -141,10 +148,10 @@ def predict(
         time_units=time_units,
         max_gap_s=settings.max_gap_s,
     )
-    fmt_name = output_format(out, fmt)
     failures = _run(files, model, options, smooth, settings.max_gap_s, out, fmt_name)
     if failures:
-        error_console.print(f"[red]{failures} of {len(files)} file(s) failed[/]")
+        if len(files) > 1:  # one file's error line says it all
+            error_console.print(f"[red]{failures} of {len(files)} file(s) failed[/]")
         raise typer.Exit(1)
 
 
@@ -161,7 +168,8 @@ def _run(
                 frame = predict_file(path, model, options, smooth, max_gap_s)
             except PostureError as err:
                 failures += 1
-                error_console.print(f"[bold red]error:[/] {path}: {err}", highlight=False)
+                named = err if str(path) in err.problem else f"{path}: {err}"  # readers name it already
+                error_console.print(f"[bold red]error:[/] {named}", highlight=False, soft_wrap=True)
                 progress.advance(task)
                 continue
             if out is None:

@@ -24,12 +24,12 @@ def show_stages(title: str, enabled: bool = True) -> Iterator[None]:
 
         def on_stage(stage: str, detail: str) -> None:
             now = time.perf_counter()
-            if current["name"]:
-                error_console.print(f"  [green]done[/] {current['name']} [dim]{now - float(current['since']):.2f} s[/]")
-            if stage == "failed":
-                error_console.print(f"  [red]failed[/] {detail}", highlight=False)
+            if stage == "failed":  # the stage under way failed: not 'done'
+                error_console.print(f"  [red]failed[/] {current['name']} {detail}", highlight=False)
                 current["name"] = ""
                 return
+            if current["name"]:
+                error_console.print(f"  [green]done[/] {current['name']} [dim]{now - float(current['since']):.2f} s[/]")
             current.update(name=stage, since=now)
             status.update(f"{title}: {stage} {detail}")
 

@@ -33,12 +33,40 @@ UNIT_SUFFIX_RE = re.compile(r"[_\s(\[.-](ms|us|ns|s)[)\]]?$", re.IGNORECASE)
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A CSV/TSV (delimiter sniffed) or Parquet file as a frame with a 0-based row index."""
+    """A CSV/TSV (delimiter sniffed) or Parquet file as a frame with a 0-based row index.
+
+    A file that is not what its suffix says (empty, not UTF-8, not a table, not Parquet) is a
+    DataError naming the path, not pandas' or pyarrow's traceback."""
     if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path).reset_index(drop=True)
+        return _read_parquet(path)
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
         delimiter = sniff_delimiter(handle.readline())
-    return pd.read_csv(path, sep=delimiter, encoding="utf-8-sig")
+    try:
+        return pd.read_csv(path, sep=delimiter, encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}).",
+            "save it as UTF-8 (Excel: 'CSV UTF-8'), or convert it, e.g. iconv -f latin1 -t utf-8.",
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty.", "pass a table with a header row and samples below it.") from None
+    except pd.errors.ParserError as err:
+        raise DataError(
+            f"{path}: not a readable table ({str(err).strip().splitlines()[-1]}).",
+            "pass a comma, semicolon or tab separated table with one header row.",
+        ) from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    from pyarrow import ArrowException  # read_parquet imports pyarrow anyway
+
+    try:
+        return pd.read_parquet(path).reset_index(drop=True)
+    except ArrowException as err:
+        raise DataError(
+            f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})",
+            "check that the file was written completely, or export it again.",
+        ) from None
 
 
 def read_generic(path: Path, options: ReadOptions, name: str) -> list[Recording]:
