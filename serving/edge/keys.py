@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.store.api_keys import hash_key
-from serving.store.db import make_engine
+from serving.store.bounded import bounded_transaction
+from serving.store.db import StoreTimeouts, make_engine
 from serving.store.schema import ApiKey
 
 MAX_CACHED_KEYS = 10_000
@@ -52,7 +53,10 @@ class KeyVerifier:
     """
 
     def __init__(self, url: str, cache_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._engine = make_engine(url)
+        # Bounded like the prediction store's writer: a hung database must not hold a check
+        # (or the shutdown, which waits for the thread) longer than the call timeout.
+        self._timeouts = StoreTimeouts()
+        self._engine = make_engine(url, timeouts=self._timeouts)
         self.cache_s, self._clock = cache_s, clock
         self._cache: dict[str, tuple[str | None, float]] = {}  # digest -> (name, checked at)
         self._inflight: dict[str, asyncio.Future[str | None]] = {}
@@ -85,7 +89,7 @@ class KeyVerifier:
         return name
 
     def _lookup(self, digest: str) -> str | None:
-        with self._engine.connect() as conn:
+        with bounded_transaction(self._engine, self._timeouts.call_s) as conn:
             return conn.execute(
                 select(ApiKey.name).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
             ).scalar_one_or_none()

@@ -11,9 +11,15 @@ The suite's other outage tests, whose ideas these extend:
 - tests/deploy/test_deploy_redis.py: a stream goes on when the cable to Redis is cut.
 
 The documented loss (docs/deployment.md, "Prediction store"): rows still in memory when the
-process dies by SIGKILL, and, at a shutdown with the database down and the spool's disk full,
-the rows neither takes (counted in prediction_log_rows_dropped_total and logged as
-store_rows_dropped). Every row spooled before a crash is replayed, once.
+process dies by SIGKILL (the last flush interval, 0.25 s, or up to one call timeout more while
+the database hangs; prediction_log_queue_depth shows them), and, at a shutdown with the
+database down and the spool's disk full, the rows neither takes (counted in
+prediction_log_rows_dropped_total and logged as store_rows_dropped). Every row spooled before
+a crash is replayed, once.
+
+Issue 20 added: SIGTERM while the database hangs (a proxy that forwards nothing) or while
+predictions is locked exits within 10 s with every row kept; a start while the database is
+refused or hung serves, says degraded and replays; a database that refuses us stops the start.
 """
 
 from __future__ import annotations

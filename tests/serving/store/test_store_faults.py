@@ -18,6 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from serving.edge.keys import KeyCheckUnavailable, KeyVerifier
+from serving.store.api_keys import create_key
 from serving.store.db import StoreUnavailableError, StoreUrlError, upgrade
 from serving.store.prediction_store import PredictionStore
 from serving.store.spool import Spool, claim_lane
@@ -332,3 +334,31 @@ def test_a_database_that_refuses_us_or_a_bad_url_fails_the_start(url: str, error
     with pytest.raises(error, match=re.escape(message)) as raised:
         check_schema(url, auto_migrate=True)
     assert "secret" not in str(raised.value) and "Fix:" in str(raised.value)
+
+
+def test_an_api_key_check_is_bounded_while_the_database_hangs(pg_database: str) -> None:
+    """The key check reads the same database: bounded like the writer, a known key keeps its
+    last answer and an unknown one is refused as unavailable (503), neither after a hang."""
+    key = create_key(pg_url(pg_database), "phone-app")
+    proxy = TcpProxy()
+
+    async def scenario() -> tuple[str | None, str | None, float]:
+        verifier = KeyVerifier(pg_url(pg_database, proxy.port), cache_s=0.0)
+        try:
+            before = await verifier.verify(key)
+            proxy.hang()
+            started = time.monotonic()
+            during = await verifier.verify(key)  # cache expired: the database is asked, and hangs
+            with pytest.raises(KeyCheckUnavailable):
+                await verifier.verify("pk_never_seen")
+            return before, during, time.monotonic() - started
+        finally:
+            verifier.close()
+
+    try:
+        before, during, took = asyncio.run(scenario())
+    finally:
+        proxy.close()
+    print(f"\ntwo key checks during a hang: {took:.2f} s")
+    assert before == during == "phone-app"
+    assert took < 2 * SPOOL_BOUND_S
