@@ -1,0 +1,216 @@
+"""paho-mqtt 2 driven by the server's asyncio loop: no network thread, reconnect with backoff.
+
+paho does the protocol (MQTT 5, QoS 1 retries, keep-alive); the loop watches its socket
+(``add_reader``/``add_writer``, the pattern of paho's own asyncio example), so a message
+costs one callback in the loop that serves HTTP and WebSocket, and nothing crosses a thread.
+Only the blocking TCP/TLS connect runs in a worker thread.
+
+The broker session is persistent: clean start off, a session expiry interval and a stable
+client id, so QoS 1 frames published while posture is away are queued by the broker and
+delivered when it reconnects (subscriptions are renewed at each connect all the same, which
+also brings the retained hellos again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from serving.logs import log_event
+from serving.mqtt.settings import BrokerAddress, MqttSettings
+
+KEEPALIVE_S = 15
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 10.0
+MAX_INFLIGHT_OUT = 1000  # our QoS 1 publishes awaiting PUBACK (paho's default of 20 throttles predictions)
+RECEIVE_MAXIMUM = 65535  # the broker's QoS 1 messages in flight to us
+
+OnMessage = Callable[[mqtt.MQTTMessage], None]
+
+
+class BrokerConnection:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        settings: MqttSettings,
+        client_id: str,
+        subscriptions: list[str],
+        on_message: OnMessage,
+        on_state: Callable[[bool], None] = lambda _: None,
+    ) -> None:
+        self.address, self.subscriptions, self.on_state = address, subscriptions, on_state
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._lost = asyncio.Event()
+        self._paused = False
+        self._unacked: set[int] = set()  # mids of our QoS 1 publishes without PUBACK yet
+        self._misc: asyncio.Task[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        client = self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=False
+        )
+        client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
+        client.max_queued_messages_set(0)  # publishes made while disconnected wait, unbounded
+        if address.username:
+            client.username_pw_set(address.username, address.password)
+        if address.tls:
+            client.tls_set(
+                ca_certs=str(settings.ca_file) if settings.ca_file else None,
+                certfile=str(settings.cert_file) if settings.cert_file else None,
+                keyfile=str(settings.key_file) if settings.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(settings.tls_insecure)
+        client.on_message = lambda _c, _u, message: on_message(message)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = settings.session_expiry_s
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        client.connect_async(address.host, address.port, KEEPALIVE_S, clean_start=False, properties=properties)
+
+    # --- running ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._runner = self._loop.create_task(self._run(), name="mqtt-connection")
+
+    async def _run(self) -> None:
+        """Connect, and after each loss reconnect with exponential backoff (with jitter)."""
+        delay = BACKOFF_FIRST_S
+        while True:
+            self._lost.clear()
+            try:
+                await self._loop.run_in_executor(None, self.client.reconnect)
+            except (OSError, ssl.SSLError, mqtt.WebsocketConnectionError) as err:
+                log_event("mqtt_connect_failed", logging.WARNING, broker=self._where(), error=str(err), retry_s=delay)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            await self._lost.wait()
+            if self.connected.is_set() or delay == BACKOFF_FIRST_S:
+                delay = BACKOFF_FIRST_S  # it was up: retry soon
+            self.connected.clear()
+            self.reconnects += 1
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def pause(self) -> None:
+        """Read no more from the broker: what it has not delivered stays queued in our session."""
+        self._paused = True
+        sock = self.client.socket()
+        if sock is not None:
+            self._loop.remove_reader(sock)
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until the broker has acknowledged our QoS 1 publishes; False past ``timeout_s``."""
+        deadline = self._loop.time() + timeout_s
+        while self._unacked and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return not self._unacked
+
+    async def close(self) -> None:
+        """Disconnect cleanly; the broker keeps our session (and queues for it) for the expiry interval."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        if self.connected.is_set():
+            self.client.disconnect()
+            self.client.loop_write()
+        if self._misc is not None:
+            self._misc.cancel()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 1; while disconnected paho keeps it and sends it after the reconnect."""
+        info = self.client.publish(topic, payload, qos=1)
+        self._unacked.add(info.mid)
+
+    def _where(self) -> str:
+        return f"{self.address.host}:{self.address.port}"
+
+    # --- paho callbacks (in the loop's thread, except the socket ones during a connect) -------
+
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log_event("mqtt_refused", logging.ERROR, broker=self._where(), reason=str(reason))
+            return  # the broker closes the socket: _on_disconnect retries
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        self.connected.set()
+        self.on_state(True)
+        log_event(
+            "mqtt_connected",
+            broker=self._where(),
+            client_id=client._client_id.decode(),
+            session_present=bool(getattr(flags, "session_present", False)),
+            subscriptions=len(self.subscriptions),
+        )
+
+    def _on_disconnect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        if self.connected.is_set():
+            log_event("mqtt_disconnected", logging.WARNING, broker=self._where(), reason=str(reason))
+        self.on_state(False)
+        self._lost.set()
+
+    def _on_publish(self, _c: object, _u: object, mid: int, _r: object, _p: object) -> None:
+        self._unacked.discard(mid)
+
+    def _in_loop(self, callback: Callable[[], None]) -> None:
+        if threading.get_ident() == self._loop_thread:
+            callback()
+        else:
+            self._loop.call_soon_threadsafe(callback)
+
+    def _on_socket_open(self, client: mqtt.Client, _u: object, sock: Any) -> None:
+        def watch() -> None:
+            if not self._paused:
+                self._loop.add_reader(sock, self._readable)
+            if self._misc is None or self._misc.done():
+                self._misc = self._loop.create_task(self._misc_loop(), name="mqtt-misc")
+
+        self._in_loop(watch)
+
+    def _on_socket_close(self, client: mqtt.Client, _u: object, sock: Any) -> None:
+        def unwatch() -> None:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+
+        self._in_loop(unwatch)
+
+    def _on_register_write(self, client: mqtt.Client, _u: object, sock: Any) -> None:
+        self._in_loop(lambda: self._loop.add_writer(sock, client.loop_write))
+
+    def _on_unregister_write(self, client: mqtt.Client, _u: object, sock: Any) -> None:
+        self._in_loop(lambda: void(self._loop.remove_writer(sock)))
+
+    def _readable(self) -> None:
+        client = self.client
+        client.loop_read()
+        sock = client.socket()
+        while sock is not None and not self._paused and getattr(sock, "pending", lambda: 0)():
+            client.loop_read()  # TLS: records already decrypted wait in the SSL object, not the socket
+
+    async def _misc_loop(self) -> None:
+        """Keep-alive pings and QoS retries: paho's periodic work."""
+        while self.client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:
+            await asyncio.sleep(1.0)
+
+
+def void(_result: object) -> None:
+    """A call's result dropped, for callbacks that must return None."""
