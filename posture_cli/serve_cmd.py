@@ -36,6 +36,14 @@ def serve(
     ] = False,
     ssl_certfile: Annotated[Optional[Path], typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Optional[Path], typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    mqtt_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mqtt",
+            help="Also serve IoT devices through this MQTT broker: mqtt://HOST:1883 or mqtts://HOST:8883 "
+            "(POSTURE_MQTT_URL; topics and partitions: POSTURE_MQTT_*).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the model over HTTP (/v1/predict) and WebSocket (/v1/stream), logging every prediction."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -48,6 +56,7 @@ def serve(
         "auto_migrate": False if no_migrate else None,
     }
     settings = load_settings(**overrides)
+    mqtt_note = _mqtt_preflight(mqtt_url, settings.workers)
     _preflight(settings, model_ref)
 
     from serving import server
@@ -60,7 +69,20 @@ def serve(
         f"(stream: {ws_scheme}://{settings.host}:{settings.port}/v1/stream, API docs: /docs)",
         highlight=False,
     )
+    if mqtt_note:
+        error_console.print(mqtt_note, highlight=False, markup=False)
     server.run(settings, ssl_certfile, ssl_keyfile)
+
+
+def _mqtt_preflight(url: str | None, workers: int) -> str | None:
+    """Check the broker settings now (one red line), and hand --mqtt to the server's process."""
+    import os
+
+    from serving.mqtt.plan import describe_plan
+
+    if url is not None:
+        os.environ["POSTURE_MQTT_URL"] = url
+    return describe_plan(workers)
 
 
 def _preflight(settings: "ServerSettings", model_ref: str | None) -> None:

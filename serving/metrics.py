@@ -88,6 +88,24 @@ class ServerMetrics:
         self.redis_errors = Counter(
             "redis_errors", "Redis calls that failed (the in-process fallback answered).", ["operation"], registry=r
         )
+        # The MQTT bridge (serving/mqtt), when the server runs one.
+        self.mqtt_messages = Counter(
+            "mqtt_messages",
+            "MQTT messages in (imu, hello) and out (prediction, error).",
+            ["direction", "kind"],
+            registry=r,
+        )
+        self.mqtt_partition_messages = Counter(
+            "mqtt_partition_messages", "Device messages received, by partition.", ["partition"], registry=r
+        )
+        self.mqtt_decode_errors = Counter(
+            "mqtt_decode_errors", "MQTT payloads refused (an error publish), by code.", ["code"], registry=r
+        )
+        self.mqtt_duplicates = Counter(
+            "mqtt_duplicate_frames", "QoS 1 redeliveries dropped by their t0 (rows the session had).", registry=r
+        )
+        self.mqtt_connected = Gauge("mqtt_connected", "1 while the bridge is connected to the broker.", registry=r)
+        self.mqtt_reconnects = Counter("mqtt_reconnects", "Connections to the broker lost and retried.", registry=r)
 
     def watch_store(self, store: Any) -> None:
         """Export the prediction store's counters (read at each scrape)."""

@@ -8,6 +8,7 @@ import gc
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pipelines.registry import resolve_model_uri
 from serving.settings import ServerSettings
@@ -25,6 +26,9 @@ from serving.stream.protocol import CLOSE_GOING_AWAY
 from serving.stream.registry import SessionRegistry
 from serving.stream.services import SessionServices
 from serving.stream.work_limits import WorkLimits
+
+if TYPE_CHECKING:
+    from serving.mqtt.bridge import MqttBridge
 
 # gc thresholds: CPython's defaults are (700, 10, 10); see start_runtime.
 GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_FULL_THRESHOLD = 700, 10, 1000
@@ -47,6 +51,7 @@ class Runtime:
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False  # set at the shutdown signal: /readyz says so, new streams are refused
+    bridge: MqttBridge | None = None  # IoT devices over MQTT, when POSTURE_MQTT_URL is set
 
     @cached_property
     def predictions(self) -> PredictionLog:
@@ -75,6 +80,8 @@ class Runtime:
     async def drain(self) -> None:
         """Stop taking streams and close the open ones with 1001 (going away)."""
         self.draining = True
+        if self.bridge is not None:  # first: the frames it has received still reach their sessions
+            await self.bridge.stop()
         await self.sessions.close_all(CLOSE_GOING_AWAY, "server shutting down")
 
     async def stop(self) -> None:
@@ -133,6 +140,7 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
     if holder.follows_alias and settings.reload_interval_s > 0:
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))
     runtime.tasks.append(asyncio.create_task(_write_stats_forever(runtime), name="served-stats"))
+    _start_mqtt(runtime)
     served = holder.current
     # Start-up leaves ~300k long-lived objects (MLflow, sklearn, pydantic); moving them out
     # of the collector's reach turns 300 ms full-collection pauses into ~50 ms ones.
@@ -152,6 +160,22 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
         database=redact(settings.database_url),
     )
     return runtime
+
+
+def _start_mqtt(runtime: Runtime) -> None:
+    """The MQTT bridge, when ``POSTURE_MQTT_URL`` names a broker (paho is imported only then)."""
+    from serving.mqtt.settings import MqttSettings
+
+    mqtt = MqttSettings()  # type: ignore[call-arg]  # pydantic-settings fills the fields
+    if not mqtt.url:
+        return
+    from serving.mqtt.bridge import MqttBridge
+
+    settings = runtime.settings
+    runtime.bridge = MqttBridge(
+        runtime.session_services, mqtt, runtime.metrics, settings.max_frame_bytes, settings.max_samples_per_frame
+    )
+    runtime.bridge.start()
 
 
 async def _write_stats_forever(runtime: Runtime) -> None:
