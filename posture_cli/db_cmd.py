@@ -162,6 +162,26 @@ def _render_breakdowns(summary: dict[str, Any]) -> None:
         confidence = "-" if row["mean_confidence"] is None else f"{row['mean_confidence']:.3f}"
         models.add_row(row["model_name"], row["model_version"], f"{row['count']:,}", confidence, _when(row["last"]))
     console.print(models)
+    if summary["live_accuracy"]:
+        _render_live_accuracy(summary["live_accuracy"])
+
+
+def _render_live_accuracy(rows: list[dict[str, Any]]) -> None:
+    """Accuracy on the windows that ground truth (POST /v1/feedback) covers."""
+    from rich.table import Table
+
+    table = Table(title="live accuracy (windows with feedback)")
+    for column in ("model", "version", "windows", "correct", "accuracy"):
+        table.add_column(column, justify="left" if column in ("model", "version") else "right")
+    for row in rows:
+        table.add_row(
+            row["model_name"],
+            row["model_version"],
+            f"{row['windows']:,}",
+            f"{row['correct']:,}",
+            f"{row['accuracy']:.1%}",
+        )
+    console.print(table)
 
 
 def _when(moment: datetime | None) -> str:

@@ -22,6 +22,7 @@ from serving.http.openapi_doc import StaticBehindApi, document_edge
 from serving.http.routes import add_body_schemas, predict, router
 from serving.runtime import start_runtime
 from serving.shutdown import install_drain_on_signals
+from serving.http.feedback import router as feedback_router
 from serving.http.sensorlogger import router as sensorlogger_router
 from serving.stream.websocket import stream_endpoint
 
@@ -76,12 +77,14 @@ def create_app(settings: ServerSettings, model_uri: str | None = None) -> FastAP
     )
     app.include_router(router)
     app.include_router(sensorlogger_router)
+    app.include_router(feedback_router)
     app.add_api_websocket_route("/v1/stream", stream_endpoint, name="stream")
     # The browser test client (serving/static) at /, mounted last so it shadows no API route.
     from fastapi.staticfiles import StaticFiles
 
     static = StaticFiles(directory=os.path.join(os.path.dirname(__file__), "static"), html=True)
-    api_routes = [*app.routes, *router.routes, *sensorlogger_router.routes]  # included routers hold their own
+    # Included routers hold their own routes.
+    api_routes = [*app.routes, *router.routes, *sensorlogger_router.routes, *feedback_router.routes]
     app.router.routes.append(StaticBehindApi(static, api_routes, name="static"))
     _document(app, auth_required(settings))
     return app

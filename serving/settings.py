@@ -50,6 +50,9 @@ class ServerSettings(Settings):
     )
     batch_tick_ms: float = Field(4.0, description="Under load a micro-batch waits this long for more windows (ms).")
     max_batch_windows: int = Field(256, description="Windows per micro-batch at most (~15 ms of the event loop).")
+    live_accuracy_interval_s: float = Field(
+        60.0, gt=0, description="How often /metrics' live accuracy is read from the store (s)."
+    )
     reload_interval_s: float = Field(
         10.0, description="How often the server checks the registry for a new champion (s)."
     )

@@ -34,7 +34,15 @@ from serving.store.bounded import bounded_transaction
 from serving.store.db import StoreTimeouts, error_reason, make_engine, normalise_url, redact
 from serving.store.failures import is_data_error
 from serving.store.quarantine import Quarantine, unstorable
-from serving.store.records import ConnectionRecord, PredictionRecord, connection_row, metric_rows, prediction_row
+from serving.store.records import (
+    ConnectionRecord,
+    FeedbackRecord,
+    PredictionRecord,
+    connection_row,
+    feedback_row,
+    metric_rows,
+    prediction_row,
+)
 from serving.store.spool import Item, Spool, SpooledBatch, adopt_orphans, claim_lane
 from serving.store.writes import applied_batches, forget_segment, replay_batch, write_batch
 
@@ -131,6 +139,9 @@ class PredictionStore:
         self, model_name: str, model_version: str, metrics: dict[str, float], dataset: str | None
     ) -> None:
         self._enqueue([("model_metrics", row) for row in metric_rows(model_name, model_version, metrics, dataset)])
+
+    def add_feedback(self, record: FeedbackRecord) -> None:
+        self._enqueue([("feedback", feedback_row(record, self._anon_key))])
 
     def _enqueue(self, items: list[Item]) -> None:
         if self._closed:

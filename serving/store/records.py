@@ -42,6 +42,20 @@ class ConnectionRecord:
     close_code: int | None
 
 
+@dataclass
+class FeedbackRecord:
+    """The true ``label`` of a session's or a device's predictions in a range: by the windows'
+    own seconds (``window_from``..``window_to``), or by server time (``time_from``..``time_to``)."""
+
+    session_id: str | None
+    device_id: str | None  # raw; the store hashes it
+    label: str
+    window_from: float | None = None
+    window_to: float | None = None
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+
+
 def _text(value: object) -> str | None:
     # Plain str (not UUIDs, numpy strings...): every queued row must be JSON for the spool.
     return None if value is None else str(value)
@@ -98,3 +112,16 @@ def metric_rows(
         }
         for metric, value in metrics.items()
     ]
+
+
+def feedback_row(record: FeedbackRecord, anon_key: str) -> dict[str, Any]:
+    return {
+        "received_at": datetime.now(UTC),
+        "session_id": _text(record.session_id),
+        "device_hash": pseudonymize(_text(record.device_id), anon_key),
+        "window_from": _finite(record.window_from),
+        "window_to": _finite(record.window_to),
+        "time_from": as_utc(record.time_from),
+        "time_to": as_utc(record.time_to),
+        "label": _text(record.label),
+    }

@@ -43,6 +43,7 @@ class Prediction(Base):
         Index(None, "time"),
         Index(None, "device_hash"),
         Index(None, "model_name", "model_version"),
+        Index(None, "session_id"),  # ground truth is matched by session
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -90,6 +91,26 @@ class ModelMetric(Base):
     value: Mapped[float | None] = mapped_column(Float)
     dataset: Mapped[str | None] = mapped_column(String())
     recorded_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Feedback(Base):
+    """Ground truth sent back (POST /v1/feedback): the true label of a session's or a device's
+    predictions in a range, by stream time (``window_from``/``window_to``, the windows' own
+    seconds) or by server time (``time_from``/``time_to``). Predictions are matched to it when
+    live accuracy is asked for; nothing in ``predictions`` is rewritten."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index(None, "session_id"), Index(None, "device_hash"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    session_id: Mapped[str | None] = mapped_column(String())
+    device_hash: Mapped[str | None] = mapped_column(String(64))
+    window_from: Mapped[float | None] = mapped_column(Float)
+    window_to: Mapped[float | None] = mapped_column(Float)
+    time_from: Mapped[datetime | None] = mapped_column(Timestamp)
+    time_to: Mapped[datetime | None] = mapped_column(Timestamp)
+    label: Mapped[str] = mapped_column(String())
 
 
 class ApiKey(Base):

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, case, func, or_, select
 
+from serving.store.live_accuracy import live_accuracy
 from serving.store.schema import Connection as ConnectionRow
 from serving.store.schema import Prediction, as_utc
 
@@ -40,6 +41,7 @@ def store_stats(engine: Engine, since: datetime | None = None, device_hash: str 
                 )
             },
             "latency_ms": _latency_percentiles(conn, where),
+            "live_accuracy": live_accuracy(conn, where),
             "sessions": _sessions(conn, since, device_hash),
         }
 

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.store.bounded import bounded_transaction
 from serving.store.schema import Connection as ConnectionRow
-from serving.store.schema import ModelMetric, Prediction, SpooledBatch
+from serving.store.schema import Feedback, ModelMetric, Prediction, SpooledBatch
 from serving.store.spool import Item
 
 PREDICTION_COLUMNS = (
@@ -52,7 +52,12 @@ def write_batch(engine: Engine, items: list[Item], timeout_s: float | None = Non
 
 
 def write_items(conn: Connection, items: list[Item]) -> None:
-    by_table: dict[str, list[dict[str, Any]]] = {"predictions": [], "connections": [], "model_metrics": []}
+    by_table: dict[str, list[dict[str, Any]]] = {
+        "predictions": [],
+        "connections": [],
+        "model_metrics": [],
+        "feedback": [],
+    }
     for table, row in items:
         by_table[table].append(row)
     if by_table["predictions"]:
@@ -61,6 +66,8 @@ def write_items(conn: Connection, items: list[Item]) -> None:
         _upsert_connections(conn, by_table["connections"])
     if by_table["model_metrics"]:
         conn.execute(insert(ModelMetric), by_table["model_metrics"])
+    if by_table["feedback"]:
+        conn.execute(insert(Feedback), by_table["feedback"])
 
 
 def _insert_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
