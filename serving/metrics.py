@@ -62,6 +62,18 @@ class ServerMetrics:
             ["model_name", "model_version", "label", "source"],
             registry=r,
         )
+        self.live_accuracy = Gauge(
+            "posture_live_accuracy",
+            "Accuracy on the windows ground truth covers (POST /v1/feedback), by model version.",
+            ["model_name", "model_version"],
+            registry=r,
+        )
+        self.live_accuracy_windows = Gauge(
+            "posture_live_accuracy_windows",
+            "Windows ground truth covers, by model version.",
+            ["model_name", "model_version"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "model_info",
             "The model version being served (value 1).",

@@ -14,6 +14,7 @@ from pipelines.registry import resolve_model_uri
 from serving.settings import ServerSettings
 from serving.batcher import MicroBatcher
 from serving.edge.shared import Edge, build_edge
+from serving.live_accuracy_watch import watch_live_accuracy
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder
@@ -140,6 +141,7 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
     if holder.follows_alias and settings.reload_interval_s > 0:
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))
     runtime.tasks.append(asyncio.create_task(_write_stats_forever(runtime), name="served-stats"))
+    runtime.tasks.append(asyncio.create_task(watch_live_accuracy(settings, metrics), name="live-accuracy"))
     _start_mqtt(runtime)
     served = holder.current
     # Start-up leaves ~300k long-lived objects (MLflow, sklearn, pydantic); moving them out
