@@ -10,6 +10,7 @@ posture cannot use, a schema it does not know or must not migrate (``POSTURE_AUT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -59,10 +60,37 @@ def check_schema(url: str, auto_migrate: bool) -> str | None:
     raise error
 
 
+async def _check_in_background(url: str, auto_migrate: bool) -> str | None:
+    """``check_schema`` from the event loop, in a daemon thread rather than the default
+    executor, whose threads the loop joins at exit: a check in flight at SIGTERM must not
+    hold the shutdown for its 10 s."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(result: str | None, error: BaseException | None) -> None:
+        if future.done():  # the awaiting task was cancelled (shutdown)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = check_schema(url, auto_migrate), None
+        except BaseException as err:  # handed to the awaiting task
+            result, error = None, err
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="posture-schema-check", daemon=True).start()
+    return await future
+
+
 async def check_at_start(url: str, auto_migrate: bool) -> bool:
     """The start-up check: True when the schema is current, False when the database is
     unreachable (logged; the caller spools and runs ``keep_checking``)."""
-    problem = await asyncio.to_thread(check_schema, url, auto_migrate)
+    problem = await _check_in_background(url, auto_migrate)
     if problem is None:
         return True
     _log(logging.WARNING, "store_unreachable_at_start", database=redact(url), error=problem, retry_in_s=RETRY_S)
@@ -74,7 +102,7 @@ async def keep_checking(url: str, auto_migrate: bool, store: Any) -> None:
     while True:
         await asyncio.sleep(RETRY_S)
         try:
-            if await asyncio.to_thread(check_schema, url, auto_migrate) is not None:
+            if await _check_in_background(url, auto_migrate) is not None:
                 continue
         except Exception as err:  # reachable now, but refused: say so, keep spooling
             store.schema_problem = str(err)

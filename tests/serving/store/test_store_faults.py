@@ -23,7 +23,7 @@ from serving.store.api_keys import create_key
 from serving.store.db import StoreUnavailableError, StoreUrlError, upgrade
 from serving.store.prediction_store import PredictionStore
 from serving.store.spool import Spool, claim_lane
-from serving.store.startup import check_schema
+from serving.store.startup import check_at_start, check_schema, keep_checking
 from tests.serving.store.store_helpers import (
     KEY,
     PG_HOST,
@@ -362,3 +362,32 @@ def test_an_api_key_check_is_bounded_while_the_database_hangs(pg_database: str) 
     print(f"\ntwo key checks during a hang: {took:.2f} s")
     assert before == during == "phone-app"
     assert took < 2 * SPOOL_BOUND_S
+
+
+def test_the_background_check_lets_the_store_write_once_the_database_answers(tmp_path: Path) -> None:
+    """The start-up path of a server whose database was refused: the check says so, rows
+    spool, and the background check migrates the empty database and lets the store replay."""
+    proxy = TcpProxy()
+    proxy.cut()
+    with throwaway_database() as name:
+        url = pg_url(name, proxy.port)
+
+        async def scenario() -> PredictionStore:
+            assert await check_at_start(url, auto_migrate=True) is False
+            store = PredictionStore(url, tmp_path / "spool", KEY, flush_interval_s=0.05, schema_ready=False)
+            await store.start()
+            checker = asyncio.create_task(keep_checking(url, True, store))
+            store.add_predictions([record(seq) for seq in range(20)])
+            await wait_for(lambda: store.backlog == 20)
+            proxy.restore()
+            await asyncio.wait_for(checker, 30)  # it returns once the schema is checked
+            await wait_for(lambda: store.backlog == 0)
+            await store.close()
+            return store
+
+        try:
+            store = asyncio.run(scenario())
+        finally:
+            proxy.close()
+        assert store.schema_ready and store.rows_written == 20
+        assert sequence_in_table(pg_url(name)) == list(range(20))
