@@ -25,8 +25,11 @@ from tests.serving.serving_support import ServerProcess, free_port
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_TIMEOUT_S = 10.0
 # The broker's queues must hold what a test sends while posture is away (defaults: 1000 messages).
+# Started as root, Mosquitto switches to the user "mosquitto", who cannot write the test's
+# folder (persistence, log); "user root" keeps it as it is (ignored when not root).
 BASE_CONFIG = """\
 listener {port} 127.0.0.1
+user root
 persistence true
 persistence_location {folder}/
 autosave_interval 1
@@ -90,6 +93,7 @@ class Device:
         self.device_id, self.base = device_id, base or f"posture/{device_id}"
         self.predictions: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
+        self.acked: set[int] = set()  # mids of our publishes the broker acknowledged
         self.refused: list[int] = []  # mids the broker answered with a failure reason code
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -114,6 +118,7 @@ class Device:
             (self.predictions if message.topic.endswith("/prediction") else self.errors).append(body)
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        self.acked.add(mid)
         if getattr(reason, "is_failure", False):
             self.refused.append(mid)
 
@@ -122,10 +127,13 @@ class Device:
             f"{self.base}/hello", json.dumps({"type": "hello", **fields}), qos=1, retain=True
         ).wait_for_publish(10)
 
-    def send(self, payloads: Iterable[str | bytes], kind: str = "imu") -> None:
+    def send(self, payloads: Iterable[str | bytes], kind: str = "imu", timeout: float = 30.0) -> None:
+        """Publish QoS 1 and wait for the broker's PUBACKs (paho queues what the broker cannot take yet)."""
         infos = [self.client.publish(f"{self.base}/{kind}", p, qos=1) for p in payloads]
-        for info in infos:
-            info.wait_for_publish(20)
+        deadline = time.monotonic() + timeout
+        while not all(info.mid in self.acked for info in infos):
+            assert time.monotonic() < deadline, f"{self.device_id}: the broker did not acknowledge the frames"
+            time.sleep(0.02)
 
     def wait(self, predictions: int, errors: int = 0, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
