@@ -63,12 +63,25 @@ def stream(
             "--buffer", min=1, help="Samples kept for resending while the server is away (oldest dropped first)."
         ),
     ] = DEFAULT_BUFFER,
+    mqtt_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mqtt",
+            help="Publish as an IoT device through this MQTT broker (mqtt://HOST:1883) instead of the WebSocket; "
+            "topics and credentials from POSTURE_MQTT_*.",
+        ),
+    ] = None,
 ) -> None:
     """Stream IMU samples live to `posture serve` and show the predictions as they come."""
     from posture_cli.stream.client import ClientOptions
     from posture_cli.stream.devices import DeviceOptions, open_device
 
-    if not url.startswith(("ws://", "wss://")):
+    if mqtt_url is not None:
+        from serving.mqtt.settings import broker_address
+
+        broker_address(mqtt_url)  # one red line for a bad URL, before any I/O
+        url = mqtt_url
+    elif not url.startswith(("ws://", "wss://")):
         raise PostureError(
             f"--url {url} is not a WebSocket URL.", f"pass ws://HOST:PORT/v1/stream (default {DEFAULT_URL})."
         )
@@ -79,7 +92,7 @@ def stream(
         device, DeviceOptions(speed=speed, loop=loop, rate_hz=rate, baud=baud, read_options=read_options)
     )
     options = ClientOptions(url=url, token=token, device_id=device_id, binary=binary, buffer_samples=buffer)
-    stats = asyncio.run(_run(source, options, json_out, duration))
+    stats = asyncio.run(_run(source, options, json_out, duration, mqtt=mqtt_url is not None))
     summary = stats.summary()
     if json_out:
         sys.stderr.write(json.dumps(summary) + "\n")
@@ -89,9 +102,16 @@ def stream(
         console.print(summary_table(summary))
 
 
-async def _run(device: "Device", options: "ClientOptions", json_out: bool, duration: float | None) -> "StreamStats":
+async def _run(
+    device: "Device", options: "ClientOptions", json_out: bool, duration: float | None, mqtt: bool = False
+) -> "StreamStats":
     """Open the device, stream until Ctrl-C / SIGTERM / --duration / the end of a replay."""
     from posture_cli.stream.client import StreamClient
+
+    if mqtt:
+        from posture_cli.stream.mqtt_client import MqttStreamClient as Client
+    else:
+        Client = StreamClient  # type: ignore[assignment]
     from posture_cli.stream.view import json_listener, live_view
 
     loop = asyncio.get_running_loop()
@@ -100,7 +120,7 @@ async def _run(device: "Device", options: "ClientOptions", json_out: bool, durat
         loop.add_signal_handler(sig, stop.set)
     try:
         await device.open()
-        client = StreamClient(device, options, json_listener if json_out else None)
+        client = Client(device, options, json_listener if json_out else None)
         if duration is not None:
             loop.call_later(duration, stop.set)
         if json_out:

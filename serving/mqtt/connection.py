@@ -137,9 +137,9 @@ class BrokerConnection:
         if self._misc is not None:
             self._misc.cancel()
 
-    def publish(self, topic: str, payload: bytes) -> None:
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """QoS 1; while disconnected paho keeps it and sends it after the reconnect."""
-        info = self.client.publish(topic, payload, qos=1)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         self._unacked.add(info.mid)
 
     def _where(self) -> str:

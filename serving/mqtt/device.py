@@ -25,7 +25,7 @@ import orjson
 
 from serving.logs import log_event
 from serving.stream.direct import DirectSession
-from serving.stream.events import Event, Prediction, Rejected
+from serving.stream.events import Event, Prediction, Ready, Rejected
 from serving.stream.messages import message_of
 from serving.stream.protocol import FrameError, FrameTooBig, Hello, Samples, parse_binary, parse_text
 from serving.stream.services import Peer, SessionServices
@@ -219,6 +219,8 @@ class DeviceStream:
                 publish(self.device_id, "prediction", orjson.dumps(message_of(event)))
             elif isinstance(event, Rejected):
                 publish(self.device_id, "error", orjson.dumps(message_of(event)))
+            elif isinstance(event, Ready):  # the session id, the model, the layout and limits in force
+                publish(self.device_id, "ready", orjson.dumps(message_of(event)))
 
     def _refuse(self, code: str, detail: str) -> None:
         self.context.publish(self.device_id, "error", orjson.dumps({"type": "error", "code": code, "detail": detail}))

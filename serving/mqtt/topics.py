@@ -7,6 +7,7 @@ Unpartitioned (``partitions = 0``)::
     <prefix>/<device_id>/hello        device -> posture, retained: the stream's hello (JSON)
     <prefix>/<device_id>/prediction   posture -> device, QoS 1: one per window
     <prefix>/<device_id>/error        posture -> device, QoS 1: a refused frame
+    <prefix>/<device_id>/ready        posture -> device, QoS 1: a session started (its id, the model)
 
 Partitioned (``partitions = N``): ``<prefix>/<p>/<device_id>/...`` with
 ``p = crc32(device_id as UTF-8) mod N`` (zlib's crc32: the same number on an ESP32, in

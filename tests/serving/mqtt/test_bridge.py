@@ -14,6 +14,7 @@ import numpy as np
 from pipelines.predict import predict_recording
 from pipelines.registry import LoadedModel
 from serving.mqtt.topics import TopicLayout, parse_partition_set, partition_of
+from tests.conftest import run_cli
 from tests.serving.mqtt.mqtt_support import Broker, Device
 from tests.serving.serving_support import (
     CHANNELS,
@@ -119,3 +120,32 @@ def test_binary_frames_give_the_json_frames_predictions(
     assert as_binary.errors[0]["code"] == "bad_frame"
     as_json.close()
     as_binary.close()
+
+
+def test_posture_stream_publishes_as_a_device_and_shows_the_predictions(
+    bridged: ServerProcess, broker: Broker, trained_home: Path
+) -> None:
+    result = run_cli(
+        "stream",
+        "--mqtt",
+        broker.url,
+        "--device",
+        "sim:walking",
+        "--speed",
+        "4",
+        "--duration",
+        "5",
+        "--device-id",
+        "cli-board",
+        "--json",
+        home=trained_home,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    predictions = [m for m in lines if m["type"] == "prediction"]
+    summary = json.loads(result.stderr.strip().splitlines()[-1])
+    assert summary["predictions"] == len(predictions) >= 10 and summary["errors"] == 0, result.stderr
+    assert summary["frames"] > 0 and summary["rtt_ms_p50"] is not None
+    assert {m["label"] for m in predictions} == {"walking"}
+    sessions = {m["session_id"] for m in predictions}
+    rows = "SELECT COUNT(*) FROM predictions WHERE source = 'mqtt' AND session_id = :s"
+    assert sum(bridged.wait_rows(rows, 1, s=s) for s in sessions) == len(predictions)
