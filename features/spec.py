@@ -30,16 +30,20 @@ class WindowSpec:
 
     def __post_init__(self) -> None:
         if self.rate_hz <= 0:
-            raise SpecError(f"Sampling rate must be positive, got {self.rate_hz}.", "pass a rate in Hz such as 50.")
+            raise SpecError(
+                f"Sampling rate must be positive, got {self.rate_hz}.", "use a rate in Hz such as 50.", ("rate_hz",)
+            )
         if self.window_samples < 2:
             raise SpecError(
                 f"A window of {self.window_s} s at {self.rate_hz} Hz holds fewer than 2 samples.",
                 "use a longer window or a higher rate.",
+                ("window_s", "rate_hz"),
             )
         if self.hop_samples < 1 or self.hop_s > self.window_s:
             raise HopError(
                 f"Hop {self.hop_s} s must be positive and at most the window ({self.window_s} s).",
                 "use a hop between one sample (1/rate) and the window length.",
+                ("hop_s",),
             )
 
     @cached_property

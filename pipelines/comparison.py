@@ -49,7 +49,8 @@ def folds_for(groups: np.ndarray, assignment: dict[str, int], train_mask: np.nda
         if len(test) and not len(train):
             raise PostureError(
                 f"Fold {fold + 1} leaves the champion's recipe nothing to learn from.",
-                "add data of more subjects before comparing, or lower --folds.",
+                "add data of more subjects before comparing, or compare over fewer subject folds.",
+                options=("folds",),
             )
         if len(test):
             folds.append((train, test))

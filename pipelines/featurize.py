@@ -101,7 +101,8 @@ def featurize_flow(dataset_dir: str, specs: list[WindowSpec]) -> list[FeatureTab
         if not len(table.labels):
             raise PostureError(
                 f"No labelled recording is longer than one window ({spec.window_s} s).",
-                "use a shorter --window, or add longer labelled recordings.",
+                "use a shorter window, or add longer labelled recordings.",
+                options=("window_s",),
             )
         tables.append(table)
     return tables
@@ -112,16 +113,18 @@ def task_runner(runner: str, dask_address: str | None = None) -> Any:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     if runner not in RUNNERS:
-        raise PostureError(f"Unknown runner {runner!r}.", f"pass one of: {', '.join(RUNNERS)}.")
+        raise PostureError(f"Unknown runner {runner!r}.", f"choose one of: {', '.join(RUNNERS)}.", options=("runner",))
     if runner == "local":
         if dask_address:
-            raise PostureError("--dask-address needs --runner dask.", "add --runner dask.")
+            raise PostureError(
+                "A Dask scheduler address was given to the local runner.", "use the dask runner.", options=("runner",)
+            )
         return ThreadPoolTaskRunner()
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as err:
         raise PostureError(
-            "--runner dask needs prefect-dask, which is not installed.", "pip install 'posture[dask]'."
+            "The dask runner needs prefect-dask, which is not installed.", "pip install 'posture[dask]'."
         ) from err
     if dask_address:
         return DaskTaskRunner(address=dask_address)

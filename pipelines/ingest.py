@@ -29,7 +29,7 @@ class IngestRequest(BaseModel):
     sample: bool = False
 
 
-Failure = tuple[str, str]  # a PostureError's problem (naming the path) and fix
+Failure = tuple[str, str, tuple[str, ...]]  # a PostureError's problem (naming the path), fix and options
 
 
 @task(cache_policy=NO_CACHE)
@@ -50,12 +50,13 @@ def read_and_resample_task(path: str, request: IngestRequest) -> tuple[list[Reco
             raise DataError(
                 f"{path}: no two samples within {options.max_gap_s:g} s of each other: nothing to resample.",
                 "record at least a few seconds (a window is 2 s by default); "
-                "if the time column is not in seconds, pass --time-units.",
+                "if the time column is not in seconds, declare its units.",
+                options=("time_units",),
             )
         return segments, None
     except PostureError as err:
         report("failed", path)
-        return [], (err.problem if path in err.problem else f"{path}: {err.problem}", err.fix)
+        return [], (err.problem if path in err.problem else f"{path}: {err.problem}", err.fix, err.options)
 
 
 @task(cache_policy=NO_CACHE)
@@ -100,12 +101,13 @@ def ingest_flow(request: IngestRequest) -> dict[str, Any]:
 
 def nothing_read(failures: list[Failure]) -> PostureError:
     """One error for a run that read nothing: each path and problem once, each distinct fix once."""
-    problems = [problem for problem, _ in failures]
-    fixes = list(dict.fromkeys(fix for _, fix in failures if fix))
+    problems = [problem for problem, _, _ in failures]
+    fixes = list(dict.fromkeys(fix for _, fix, _ in failures if fix))
+    options = tuple(dict.fromkeys(option for _, _, named in failures for option in named))
     if not failures:
         return PostureError(
             "No recording found in the paths given.", "pass recordings in a format `posture ingest --help` lists."
         )
     if len(failures) == 1:
-        return PostureError(problems[0], fixes[0] if fixes else "")
-    return PostureError(f"No recording could be read: {'; '.join(problems)}", " / ".join(fixes))
+        return PostureError(problems[0], fixes[0] if fixes else "", options)
+    return PostureError(f"No recording could be read: {'; '.join(problems)}", " / ".join(fixes), options)

@@ -51,7 +51,8 @@ def check_channels(recording: Recording, model: LoadedModel) -> None:
     if missing:
         raise SpecError(
             f"{recording.source} lacks channel(s) {', '.join(missing)} that model {model.uri} needs.",
-            "map them with --map CANONICAL=COLUMN, or use a model trained with `--channels acc`.",
+            "map them to the file's columns (CANONICAL=COLUMN), or use a model trained on the accelerometer alone.",
+            options=("channel_map",),
         )
 
 

@@ -47,15 +47,23 @@ class ReadOptions:
     keep_transitions: bool = False
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("--acc-units", self.acc_units, ACC_UNITS),
-            ("--gyro-units", self.gyro_units, GYRO_UNITS),
-            ("--time-units", self.time_units, TIME_UNITS + (None,)),
+        for option, what, value, allowed in (
+            ("acc_units", "the accelerometer", self.acc_units, ACC_UNITS),
+            ("gyro_units", "the gyroscope", self.gyro_units, GYRO_UNITS),
+            ("time_units", "time", self.time_units, TIME_UNITS + (None,)),
         ):
             if value not in allowed:
                 choices = "|".join(a for a in allowed if a)
-                raise DataError(f"Unknown unit {value!r} for {name}.", f"pass one of {choices}.")
+                raise DataError(f"Unknown unit {value!r} for {what}.", f"use one of {choices}.", options=(option,))
         if self.rate_hz is not None and self.rate_hz <= 0:
-            raise DataError(f"The sampling rate must be positive, got {self.rate_hz}.", "pass --rate in Hz, e.g. 50.")
+            raise DataError(
+                f"The sampling rate must be positive, got {self.rate_hz}.",
+                "give the rate in Hz, e.g. 50.",
+                options=("source_rate_hz",),
+            )
         if self.max_gap_s <= 0:
-            raise DataError(f"The longest gap must be positive, got {self.max_gap_s} s.", "pass --max-gap, e.g. 0.5.")
+            raise DataError(
+                f"The longest gap must be positive, got {self.max_gap_s} s.",
+                "give it in seconds, e.g. 0.5.",
+                options=("max_gap_s",),
+            )

@@ -33,7 +33,11 @@ def make_schedule(cron: str | None, interval_s: float | None, tz: str) -> Any:
 
     if interval_s is not None:
         if interval_s <= 0:
-            raise PostureError(f"--interval must be positive, got {interval_s}.", "pass seconds, e.g. 86400.")
+            raise PostureError(
+                f"The retrain interval must be positive, got {interval_s}.",
+                "give it in seconds, e.g. 86400.",
+                options=("interval_s",),
+            )
         return Interval(
             timedelta(seconds=interval_s), anchor_date=datetime.now(timezone.utc).replace(microsecond=0), timezone=tz
         )
@@ -41,7 +45,9 @@ def make_schedule(cron: str | None, interval_s: float | None, tz: str) -> Any:
         return Cron(cron or DEFAULT_CRON, timezone=tz)
     except ValueError as err:
         raise PostureError(
-            f"Invalid --cron {cron!r}: {err}".splitlines()[0], 'pass five fields, e.g. "0 3 * * *".'
+            f"Invalid cron schedule {cron!r}: {err}".splitlines()[0],
+            'write five fields, e.g. "0 3 * * *".',
+            options=("cron",),
         ) from err
 
 

@@ -41,12 +41,16 @@ from pipelines.windowing import WindowedDataset, window_dataset
 def choose_channels(available: list[str], wanted: str) -> tuple[str, ...]:
     if wanted == "acc" or (wanted == "auto" and not set(ALL_CHANNELS) <= set(available)):
         if not set(ACC_CHANNELS) <= set(available):
-            raise DataError("The dataset lacks accelerometer channels ax, ay, az.", "ingest data with --map for them.")
+            raise DataError(
+                "The dataset lacks accelerometer channels ax, ay, az.",
+                "ingest the data again with its columns mapped to them.",
+            )
         return ACC_CHANNELS
     if not set(ALL_CHANNELS) <= set(available):
         raise DataError(
-            f"--channels all needs ax..gz but the dataset has {', '.join(available)}.",
-            "pass --channels acc to train on the accelerometer alone.",
+            f"Training on all channels needs ax..gz but the dataset has {', '.join(available)}.",
+            "train on the accelerometer alone (channels acc).",
+            options=("channels",),
         )
     return ALL_CHANNELS
 

@@ -16,6 +16,8 @@ from features.errors import DataError
 from pipelines.read_options import ReadOptions
 from pipelines.recording import RejectedRows
 
+NOT_SECONDS = "not seconds? declare the time units"  # a time beyond any clock in seconds
+
 MAX_BAD_SHARE = 0.5  # refuse a frame when more than this share of its rows is bad
 MAX_RAD_S = 50.0  # ~2900 deg/s: beyond the range of common gyroscopes, so such data is in deg/s
 MIN_G_DECLARED_MEDIAN = 4.0  # a median |a| above 4 g is not human motion: the data is in m/s^2
@@ -53,7 +55,8 @@ def require_columns(frame: pd.DataFrame, source: str) -> None:
     if TIME_COLUMN not in frame.columns:
         raise DataError(
             f"{source}: no time column {found}.",
-            "name it with --map timestamp=COLUMN, or pass --rate HZ for evenly sampled data without time.",
+            "map it (timestamp=COLUMN), or give the sampling rate for evenly sampled data without time.",
+            options=("channel_map", "source_rate_hz"),
         )
     gyro_present = [c for c in GYRO_CHANNELS if c in frame.columns]
     expected = ACC_CHANNELS + (GYRO_CHANNELS if gyro_present else ())
@@ -61,7 +64,8 @@ def require_columns(frame: pd.DataFrame, source: str) -> None:
     if missing:
         raise DataError(
             f"{source}: missing channel(s) {', '.join(missing)} {found}.",
-            f"map each to its source column, e.g. --map {missing[0]}=COLUMN.",
+            f"map each to its source column, e.g. {missing[0]}=COLUMN.",
+            options=("channel_map",),
         )
 
 
@@ -92,14 +96,15 @@ def clean_rows(frame: pd.DataFrame, columns: list[str], source: str) -> tuple[pd
         summary = "; ".join(f"{r.reason}: {r.count} rows, first at row {r.rows[0]}" for r in rejected)
         raise DataError(
             f"{source}: {len(frame) - int(good.sum())} of {len(frame)} rows are bad ({summary}).",
-            "repair the source (or --map the right columns); a recording must be mostly valid to be used.",
+            "repair the source (or map the right columns); a recording must be mostly valid to be used.",
+            options=("channel_map", *(("time_units",) if any(NOT_SECONDS in r.reason for r in rejected) else ())),
         )
     return numeric[good], rejected
 
 
 def _out_of_range(column: str, is_time: bool, bound: float) -> str:
     if is_time:
-        return f"{column} beyond +-{bound:g} s (not seconds? pass --time-units)"
+        return f"{column} beyond +-{bound:g} s ({NOT_SECONDS})"
     return f"{column} beyond +-{bound:g} (no IMU measures it; check the units)"
 
 
@@ -131,14 +136,16 @@ def check_declared_units(frame: pd.DataFrame, source: str, options: ReadOptions)
         raise DataError(
             f"{source}: the accelerometer's median magnitude is {median:.2f}, which looks like g "
             "(with gravity it reads ~9.8 in m/s^2), but m/s^2 was declared.",
-            "pass --acc-units g if the file is in g; if gravity was removed (linear acceleration), "
-            "export the acceleration with gravity included.",
+            "declare the accelerometer units g if the file is in g; if gravity was removed (linear "
+            "acceleration), export the acceleration with gravity included.",
+            options=("acc_units",),
         )
     if options.acc_units == "g" and median > MIN_G_DECLARED_MEDIAN:
         raise DataError(
             f"{source}: the accelerometer's median magnitude is {median:.2f}, which looks like m/s^2, "
             "but g was declared.",
-            "pass --acc-units m/s2.",
+            "declare the accelerometer units m/s2.",
+            options=("acc_units",),
         )
     if options.gyro_units == "rad/s" and all(c in frame.columns for c in GYRO_CHANNELS):
         gyro = np.linalg.norm(frame[list(GYRO_CHANNELS)].to_numpy(dtype=float), axis=1)
@@ -147,7 +154,8 @@ def check_declared_units(frame: pd.DataFrame, source: str, options: ReadOptions)
             raise DataError(
                 f"{source}: the gyroscope reaches {high:.0f} (99th percentile), "
                 f"beyond {MAX_RAD_S:.0f} rad/s, which looks like deg/s, but rad/s was declared.",
-                "pass --gyro-units deg/s.",
+                "declare the gyroscope units deg/s.",
+                options=("gyro_units",),
             )
 
 

@@ -52,11 +52,16 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
     if missing:
         raise DataError(
             f"The dataset lacks channel(s) {', '.join(missing)} that training asked for.",
-            "train with `--channels acc` for accelerometer-only data, or ingest data with those channels.",
+            "train on the accelerometer alone (channels acc), or ingest data with those channels.",
+            options=("channels",),
         )
     labelled = frame[frame["label"].notna()]
     if labelled.empty:
-        raise DataError("The dataset has no labelled rows.", "ingest with --label or a label column.")
+        raise DataError(
+            "The dataset has no labelled rows.",
+            "ingest with a label for each file or a label column.",
+            options=("label",),
+        )
     classes = np.array(sorted(labelled["label"].unique()))
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("windows", "labels", "groups", "recordings", "starts", "contexts")
@@ -83,7 +88,8 @@ def window_dataset(frame: "pd.DataFrame", spec: WindowSpec) -> WindowedDataset:
     if not parts["windows"]:
         raise DataError(
             f"No recording is longer than one window ({spec.window_s} s).",
-            "use a shorter --window or longer recordings.",
+            "use a shorter window or longer recordings.",
+            options=("window_s",),
         )
     return WindowedDataset(
         windows=np.concatenate(parts["windows"]),

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from features.errors import PostureError
+from posture_cli.option_flags import fix_with_flags
 
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
@@ -28,7 +29,9 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except PostureError as err:
-            error_console.print(f"[bold red]error:[/] {err}", soft_wrap=True, highlight=False, markup=True)
+            error_console.print(
+                f"[bold red]error:[/] {fix_with_flags(err)}", soft_wrap=True, highlight=False, markup=True
+            )
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             error_console.print("[yellow]interrupted[/]")

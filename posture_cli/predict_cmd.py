@@ -11,6 +11,7 @@ import typer
 from features.errors import PostureError
 from posture_cli import read_flags
 from posture_cli.console import console, error_console, load_settings, user_errors
+from posture_cli.option_flags import fix_with_flags
 
 FORMATS = ("csv", "json", "parquet")
 
@@ -168,7 +169,8 @@ def _run(
                 frame = predict_file(path, model, options, smooth, max_gap_s)
             except PostureError as err:
                 failures += 1
-                named = err if str(path) in err.problem else f"{path}: {err}"  # readers name it already
+                said = fix_with_flags(err)
+                named = said if str(path) in err.problem else f"{path}: {said}"  # readers name it already
                 error_console.print(f"[bold red]error:[/] {named}", highlight=False, soft_wrap=True)
                 progress.advance(task)
                 continue

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from posture_cli.console import console, error_console, print_json, user_errors
-from posture_cli.spec_flags import hop_flag
 from posture_cli.stages import show_stages
 
 IncomingOption = Annotated[
@@ -87,7 +86,7 @@ def retrain(
         tracking_uri=tracking_uri,
         model_name=model_name,
     )
-    with show_stages("retrain", enabled=not as_json), hop_flag():
+    with show_stages("retrain", enabled=not as_json):
         result = run_flow(retrain_flow, request=request)
     if as_json:
         print_json(result)

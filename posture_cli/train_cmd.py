@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from posture_cli.console import console, load_settings, print_json, user_errors
-from posture_cli.spec_flags import hop_flag
 from posture_cli.stages import show_stages
 
 
@@ -106,7 +105,7 @@ def train(
         tracking_uri=settings.mlflow_tracking_uri,
         artifacts_dir=str(settings.mlflow_artifacts_dir),
     )
-    with show_stages("train", enabled=not as_json), hop_flag():
+    with show_stages("train", enabled=not as_json):
         result = run_flow(train_flow, request=request)
     if as_json:
         print_json(result)

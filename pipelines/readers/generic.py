@@ -91,12 +91,17 @@ def map_columns(raw: pd.DataFrame, column_map: dict[str, str], source: str) -> t
     """
     unknown = [c for c in column_map if c not in CANONICAL]
     if unknown:
-        raise DataError(f"--map names unknown channel(s) {', '.join(unknown)}.", f"map one of {', '.join(CANONICAL)}.")
+        raise DataError(
+            f"The column map names unknown channel(s) {', '.join(unknown)}.",
+            f"map one of {', '.join(CANONICAL)}.",
+            options=("channel_map",),
+        )
     absent = [f"{c}={s}" for c, s in column_map.items() if s not in raw.columns]
     if absent:
         raise DataError(
-            f"{source}: --map {' '.join(absent)}: no such column (columns: {', '.join(map(str, raw.columns))}).",
+            f"{source}: column map {' '.join(absent)}: no such column (columns: {', '.join(map(str, raw.columns))}).",
             "use the column names exactly as the file's header spells them.",
+            options=("channel_map",),
         )
     sources = dict(column_map)
     for canonical, spellings in ALIASES.items():

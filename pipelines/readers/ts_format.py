@@ -34,7 +34,8 @@ def read_ts(path: Path, options: ReadOptions, name: str) -> list[Recording]:
     if options.rate_hz is None:
         raise DataError(
             f"{path}: a .ts file holds no timestamps, so its sampling rate must be given.",
-            "pass --rate HZ (BasicMotions is sampled at 10 Hz).",
+            "give the sampling rate in Hz (BasicMotions is sampled at 10 Hz).",
+            options=("source_rate_hz",),
         )
     _, cases = parse_ts(path)
     if not cases:
@@ -72,7 +73,8 @@ def _check_header(header: dict[str, str], path: Path, number: int) -> None:
     if header.get("timestamps", "false").lower() == "true":
         raise DataError(
             f"{path}, line {number}: timestamped .ts series are not supported.",
-            "export the series without timestamps and pass --rate, or use CSV with a time column.",
+            "export the series without timestamps and give the sampling rate, or use CSV with a time column.",
+            options=("source_rate_hz",),
         )
 
 

@@ -105,7 +105,7 @@ def test_missing_channels_names_them(runner: CliRunner, trained_home: Path, tmp_
     source = recording_csv(trained_home, "s01-walking", tmp_path / "acc.csv", ["timestamp", "ax", "ay", "az"])
     result = runner.invoke(app, ["predict", str(source)])
     assert result.exit_code == 1
-    assert "lacks channel(s) gx, gy, gz" in result.output and "--channels acc" in result.output
+    assert "lacks channel(s) gx, gy, gz" in result.output and "accelerometer alone (--map)." in result.output
 
 
 def test_too_short_recording(runner: CliRunner, tmp_path: Path) -> None:

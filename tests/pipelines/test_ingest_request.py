@@ -17,5 +17,5 @@ def test_read_options_round_trip_through_json() -> None:
 
 
 def test_read_options_from_json_are_checked_like_flags() -> None:
-    with pytest.raises(DataError, match="--acc-units"):
+    with pytest.raises(DataError, match="for the accelerometer"):
         IngestRequest.model_validate({"dataset_dir": "data/x", "read_options": {"acc_units": "furlongs"}})

@@ -77,7 +77,7 @@ def test_generic_datetime_strings_and_missing_time_with_rate(tmp_path: Path) -> 
 
 def test_generic_bad_map_is_named(tmp_path: Path) -> None:
     imu().to_csv(tmp_path / "f.csv", index=False)
-    with pytest.raises(DataError, match="--map ax=accX: no such column") as err:
+    with pytest.raises(DataError, match="column map ax=accX: no such column") as err:
         read_recordings(tmp_path / "f.csv", ReadOptions(column_map={"ax": "accX"}))
     assert "timestamp, ax, ay" in err.value.problem
     with pytest.raises(DataError, match="unknown channel\\(s\\) mx"):
@@ -213,7 +213,7 @@ def test_basic_motions_ts_is_read_case_by_case() -> None:
 def test_ts_requires_a_rate() -> None:
     with pytest.raises(DataError, match="no timestamps") as err:
         read_recordings(BASIC_MOTIONS)
-    assert "--rate" in err.value.fix
+    assert "sampling rate" in err.value.fix and err.value.options == ("source_rate_hz",)
 
 
 TS_HEADER = "@problemName tiny\n@timeStamps false\n@univariate false\n@dimensions 3\n@classLabel true up down\n@data\n"
@@ -266,7 +266,7 @@ def test_ts_units_are_checked_per_file_not_per_case(tmp_path: Path) -> None:
     path.write_text(TS_HEADER + f"{zeros}:{zeros}:{still}:up\n" * 3)
     with pytest.raises(DataError, match="units.ts: the accelerometer's median magnitude is 1.00") as err:
         read_recordings(path, ReadOptions(rate_hz=2))
-    assert "--acc-units g" in err.value.fix
+    assert "accelerometer units g" in err.value.fix and err.value.options == ("acc_units",)
     [rec, _, _] = read_recordings(path, ReadOptions(rate_hz=2, acc_units="g"))
     np.testing.assert_allclose(rec.frame.az, STANDARD_GRAVITY)
 

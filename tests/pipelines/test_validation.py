@@ -42,7 +42,7 @@ def test_missing_channels_are_named_with_a_map_fix() -> None:
     with pytest.raises(DataError) as err:
         validate(frame)
     assert "walk.csv: missing channel(s) ax, ay" in err.value.problem
-    assert "accX" in err.value.problem and "--map ax=" in err.value.fix
+    assert "accX" in err.value.problem and "ax=COLUMN" in err.value.fix and err.value.options == ("channel_map",)
 
 
 def test_partial_gyroscope_is_missing_channels() -> None:
@@ -59,7 +59,7 @@ def test_missing_time_column_suggests_map_or_rate() -> None:
     with pytest.raises(DataError) as err:
         validate(imu_frame().drop(columns="timestamp"))
     assert "no time column" in err.value.problem
-    assert "--map timestamp=" in err.value.fix and "--rate" in err.value.fix
+    assert "timestamp=COLUMN" in err.value.fix and err.value.options == ("channel_map", "source_rate_hz")
 
 
 def test_nan_run_is_removed_and_reported_with_rows() -> None:
@@ -117,20 +117,28 @@ def test_g_data_declared_as_m_s2_is_refused() -> None:
     with pytest.raises(DataError) as err:
         validate(frame)
     assert "walk.csv" in err.value.problem and "looks like g" in err.value.problem
-    assert "--acc-units g" in err.value.fix
+    assert "accelerometer units g" in err.value.fix and err.value.options == ("acc_units",)
 
 
 def test_m_s2_data_declared_as_g_is_refused() -> None:
     with pytest.raises(DataError) as err:
         validate(imu_frame(), acc_units="g")
-    assert "looks like m/s^2" in err.value.problem and "--acc-units m/s2" in err.value.fix
+    assert (
+        "looks like m/s^2" in err.value.problem
+        and "accelerometer units m/s2" in err.value.fix
+        and err.value.options == ("acc_units",)
+    )
 
 
 def test_deg_s_gyroscope_declared_as_rad_s_is_refused() -> None:
     frame = imu_frame().assign(gx=lambda f: 300 * np.sin(f.timestamp * 20))
     with pytest.raises(DataError) as err:
         validate(frame)
-    assert "looks like deg/s" in err.value.problem and "--gyro-units deg/s" in err.value.fix
+    assert (
+        "looks like deg/s" in err.value.problem
+        and "gyroscope units deg/s" in err.value.fix
+        and err.value.options == ("gyro_units",)
+    )
 
 
 def test_declared_units_are_converted() -> None:
@@ -146,15 +154,18 @@ def test_unit_checks_can_be_left_to_the_caller() -> None:
 
 
 def test_unknown_unit_options_are_refused() -> None:
-    with pytest.raises(DataError, match="--acc-units") as err:
+    with pytest.raises(DataError, match="for the accelerometer") as err:
         ReadOptions(acc_units="mg")
-    assert "m/s2|g" in err.value.fix
-    with pytest.raises(DataError, match="--time-units"):
+    assert "m/s2|g" in err.value.fix and err.value.options == ("acc_units",)
+    with pytest.raises(DataError, match="for time") as err:
         ReadOptions(time_units="min")
-    with pytest.raises(DataError, match="--max-gap"):
+    assert err.value.options == ("time_units",)
+    with pytest.raises(DataError, match="longest gap") as err:
         ReadOptions(max_gap_s=0)
-    with pytest.raises(DataError, match="--rate"):
+    assert err.value.options == ("max_gap_s",)
+    with pytest.raises(DataError, match="sampling rate") as err:
         ReadOptions(rate_hz=-1)
+    assert err.value.options == ("source_rate_hz",)
 
 
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
