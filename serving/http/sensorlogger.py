@@ -28,7 +28,7 @@ from serving.client_text import ClientId
 from serving.http.schemas import ErrorResponse, ValidationErrorResponse
 from serving.stream.direct import DirectSession
 from serving.stream.events import Prediction, Rejected
-from serving.stream.imu_align import ImuAligner, Readings, TooManyRows
+from features.streaming_align import ImuAligner, Readings, TooManyRows
 from serving.stream.messages import message_of
 from serving.stream.protocol import BINARY_DTYPE, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, Hello, Samples
 from serving.stream.services import Peer

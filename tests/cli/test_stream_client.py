@@ -34,7 +34,7 @@ from posture_cli.stream.devices import DeviceOptions, FileDevice, open_device
 from posture_cli.stream.resend import RESEND_BUFFER_SAMPLES, Backoff, ResendBuffer
 from posture_cli.stream.serial_port import LineParser, SerialDevice, estimate_rate
 from posture_cli.stream_cmd import DEFAULT_BUFFER
-from serving.stream.imu_align import ImuAligner
+from features.streaming_align import ImuAligner
 from tests.conftest import REPO, run_cli
 from tests.serving import serving_support
 from tests.serving.serving_support import CHANNELS, ServerProcess, as_recording, recording

@@ -17,7 +17,7 @@ from features.streaming_resample import StreamResampler
 from features.windows import sliding_windows
 from serving.logs import UVICORN_INVALID_UTF8, ClientFaultFilter, JsonLinesFormatter
 from serving.stream.buffer import StreamWindower
-from serving.stream.imu_align import ImuAligner, TooManyRows
+from features.streaming_align import ImuAligner, TooManyRows
 from serving.stream.protocol import FrameError, Samples, parse_text
 from serving.stream.work_limits import WorkLimits
 
