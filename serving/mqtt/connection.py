@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -34,6 +35,7 @@ KEEPALIVE_S = 15
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 10.0
 MAX_INFLIGHT_OUT = 1000  # our QoS 1 publishes awaiting PUBACK (paho's default of 20 throttles predictions)
 RECEIVE_MAXIMUM = 65535  # the broker's QoS 1 messages in flight to us
+READ_BURST = 512  # packets read per readable event at most, so writes and other work still get turns
 
 OnMessage = Callable[[mqtt.MQTTMessage], None]
 
@@ -200,16 +202,31 @@ class BrokerConnection:
         self._in_loop(lambda: void(self._loop.remove_writer(sock)))
 
     def _readable(self) -> None:
+        """Read what the socket holds, up to READ_BURST packets: paho's loop_read takes one packet
+        a call when nothing of ours awaits an acknowledgement, and one a loop iteration is too few."""
         client = self.client
-        client.loop_read()
-        sock = client.socket()
-        while sock is not None and not self._paused and getattr(sock, "pending", lambda: 0)():
-            client.loop_read()  # TLS: records already decrypted wait in the SSL object, not the socket
+        for _ in range(READ_BURST):
+            client.loop_read()
+            sock = client.socket()
+            if sock is None or self._paused or not _has_data(sock):
+                return
 
     async def _misc_loop(self) -> None:
         """Keep-alive pings and QoS retries: paho's periodic work."""
         while self.client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:
             await asyncio.sleep(1.0)
+
+
+def _has_data(sock: Any) -> bool:
+    """Whether more bytes wait: TLS records already decrypted, or bytes in the socket."""
+    if isinstance(sock, ssl.SSLSocket):
+        return sock.pending() > 0  # a record not yet read wakes the selector again
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    except OSError:
+        return True  # let loop_read meet the error and report the lost connection
 
 
 def void(_result: object) -> None:

@@ -33,8 +33,8 @@ def test_a_broker_restart_mid_stream_loses_and_repeats_no_window(trained_home: P
         assert all(info.mid in device.acked for info in infos)
         expected = expected_windows(len(part))
         device.wait(expected, timeout=60)
-        starts = [m["window_start"] for m in device.predictions]
-        assert sorted(set(starts)) == sorted(starts)[: len(set(starts))] and len(set(starts)) == expected
+        # every window reached the device (a prediction may reach it twice: QoS 1 is at least once) ...
+        assert {m["window_start"] for m in device.predictions} == {float(k) for k in range(expected)}
         assert server.wait_rows(ROWS_SQL, expected) == expected  # rows = predictions: none lost, none twice
         assert server.query(WINDOWS_SQL)[0][0] == expected
         assert server.metric("mqtt_reconnects_total") >= 1
