@@ -112,6 +112,7 @@ def _publish(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, Any]:
     due = [(start + rng.uniform(0, 1.0), i) for i in range(len(ids))]  # random phase within the hop
     heapq.heapify(due)
     sent = [0] * len(ids)
+    last: list[Any] = [None] * len(ids)  # each device's latest publish
     lags = []
     while due:
         at, i = heapq.heappop(due)
@@ -123,9 +124,12 @@ def _publish(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, Any]:
         lags.append(time.monotonic() - at)
         samples = frames[i][(offsets[i] + sent[i]) % len(frames[i])]
         payload = f'{{"samples":{samples},"t0":{at - period:.6f}}}'
-        client.publish(f"posture/{ids[i]}/imu", payload, qos=1)
+        last[i] = client.publish(f"posture/{ids[i]}/imu", payload, qos=1)
         sent[i] += 1
         heapq.heappush(due, (at + period, i))
+    deadline = time.monotonic() + 30  # every device's last frame acknowledged before the disconnect
+    while not all(info is None or info.is_published() for info in last) and time.monotonic() < deadline:
+        time.sleep(0.05)
     client.disconnect()
     client.loop_stop()
     return {
