@@ -73,6 +73,8 @@ async def readyz(request: Request) -> JSONResponse:
     if not database_ok and not store.spool_failing:
         last = store.schema_problem or (store.last_error if store.database_failing else None)
         degraded.append(f"store unreachable, spooling ({last or 'rows are replayed when it returns'})")
+    if rt.bridge is not None and not rt.bridge.connected:
+        degraded.append("MQTT broker unreachable: devices' frames wait in the broker's session for the reconnect")
     body = ReadyResponse(
         status="not_ready" if reasons else "degraded" if degraded else "ready",
         reasons=reasons + degraded,

@@ -4,7 +4,10 @@ once and as many rows as predictions; two instances splitting the partitions."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import httpx
 
 from serving.mqtt.topics import TopicLayout, partition_of
 from tests.serving.mqtt.mqtt_support import Broker, Device, wait_connected
@@ -27,8 +30,10 @@ def test_a_broker_restart_mid_stream_loses_and_repeats_no_window(trained_home: P
         half = len(frames) // 2
         device.send(frames[:half])
         broker.stop()  # in the middle of the stream: both sides lose the broker
+        assert wait_ready_status(server, "degraded") == "degraded"  # HTTP still serves: 200, with the reason
         infos = [device.client.publish(f"{device.base}/imu", f, qos=1) for f in frames[half : half + 20]]
         broker.start()  # the frames paho kept go out after its reconnect, the rest follow
+        assert wait_ready_status(server, "ready") == "ready"
         device.send(frames[half + 20 :])
         assert all(info.mid in device.acked for info in infos)
         expected = expected_windows(len(part))
@@ -114,3 +119,16 @@ def test_two_instances_split_the_partitions_each_device_served_by_one(trained_ho
         for server in servers:
             assert server.stop() == 0
         broker.stop()
+
+
+def wait_ready_status(server: ServerProcess, wanted: str, timeout_s: float = 30.0) -> str:
+    """/readyz's status once it is ``wanted`` (or the last one seen, at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = httpx.get(f"{server.url}/readyz", timeout=5.0)
+        status = answer.json()["status"]
+        if status == wanted or time.monotonic() > deadline:
+            if status == "degraded":
+                assert answer.status_code == 200 and any("MQTT broker" in r for r in answer.json()["reasons"])
+            return status
+        time.sleep(0.1)
