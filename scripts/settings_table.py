@@ -4,8 +4,9 @@
     python scripts/settings_table.py --check  # exit 1 when README.md is out of date
 
 Each package owns its settings: ``pipelines/settings.py`` (``Settings``: where data and
-models live, training) and ``serving/settings.py`` (``ServerSettings``, which extends it:
-the server, its prediction store and its edge). Same ``POSTURE_*`` variables for both.
+models live, training), ``serving/settings.py`` (``ServerSettings``, which extends it:
+the server, its prediction store and its edge) and ``serving/mqtt/settings.py``
+(``MqttSettings``, ``POSTURE_MQTT_*``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipelines.settings import Settings  # noqa: E402
+from serving.mqtt.settings import MqttSettings  # noqa: E402
 from serving.settings import ServerSettings  # noqa: E402
 
 README = ROOT / "README.md"
@@ -28,11 +30,12 @@ START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 OWNERS = (
     ("`pipelines/settings.py`: data, models, training", Settings, ()),
     ("`serving/settings.py`: the server, its store and edge", ServerSettings, tuple(Settings.model_fields)),
+    ("`serving/mqtt/settings.py`: the MQTT bridge and `posture stream --mqtt`", MqttSettings, ()),
 )
 
 
-def variables(name: str, field: FieldInfo) -> str:
-    aliases = getattr(field.validation_alias, "choices", None) or [f"POSTURE_{name.upper()}"]
+def variables(prefix: str, name: str, field: FieldInfo) -> str:
+    aliases = getattr(field.validation_alias, "choices", None) or [f"{prefix}{name.upper()}"]
     return " / ".join(f"`{alias}`" for alias in aliases)
 
 
@@ -53,7 +56,8 @@ def table() -> str:
             if name in inherited:
                 continue
             meaning = (field.description or "").replace("|", "\\|")
-            lines.append(f"| {variables(name, field)} | {default(field)} | {meaning} |")
+            prefix = cls.model_config.get("env_prefix", "")
+            lines.append(f"| {variables(prefix, name, field)} | {default(field)} | {meaning} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -25,7 +25,7 @@ class MqttSettings(BaseSettings):
 
     url: str | None = Field(None, description="mqtt://HOST:1883 or mqtts://HOST:8883; the bridge is off without.")
     username: str | None = Field(None, description="Broker user (or user:password@ in the URL).")
-    password: str | None = None
+    password: str | None = Field(None, description="Broker password (or in the URL).")
     prefix: str = Field("posture", description="First level of every topic.")
     partitions: int = Field(0, ge=0, le=4096, description="0: <prefix>/<device>/imu; N: <prefix>/<p>/<device>/imu.")
     partition_set: str | None = Field(None, description="Partitions this instance serves, e.g. 0-3,6 (default all).")
@@ -35,7 +35,7 @@ class MqttSettings(BaseSettings):
     hello_wait_s: float = Field(1.0, ge=0, description="Frames wait this long for a device's retained hello.")
     ca_file: Path | None = Field(None, description="mqtts: CA bundle (default: the system's).")
     cert_file: Path | None = Field(None, description="mqtts: client certificate (PEM), with key_file.")
-    key_file: Path | None = None
+    key_file: Path | None = Field(None, description="mqtts: the client certificate's private key (PEM).")
     tls_insecure: bool = Field(False, description="mqtts: skip the broker host-name check (tests only).")
 
 
