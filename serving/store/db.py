@@ -100,7 +100,8 @@ def normalise_url(url: str) -> str:
     another database, or no URL at all, is a ``StoreUrlError``."""
     try:
         parsed = make_url(url)
-    except ArgumentError as err:
+        parsed.port  # noqa: B018  (a port that is not a number raises only when read)
+    except (ArgumentError, ValueError) as err:
         raise StoreUrlError("The prediction store's URL is not a database URL.", STORE_URL_FIX) from err
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -113,7 +114,10 @@ def normalise_url(url: str) -> str:
 
 def redact(url: str) -> str:
     """The URL with its password hidden, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(a URL that does not parse)"
 
 
 def make_engine(url: str, timeouts: StoreTimeouts | None = None, **kwargs: Any) -> Engine:

@@ -104,6 +104,7 @@ def test_urls_use_psycopg3_and_hide_passwords() -> None:
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
     assert "secret" not in redact("postgresql://u:secret@h/db")
+    assert redact("postgresql://u:secret@h:notaport/db") == "(a URL that does not parse)"
 
 
 def test_pseudonyms_are_keyed_and_stable() -> None:

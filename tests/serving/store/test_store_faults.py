@@ -327,6 +327,7 @@ def test_an_unreachable_database_degrades_the_start(url: str, unreachable: str) 
         ("postgresql://no_such_role@127.0.0.1:5432/test", StoreUnavailableError, 'role "no_such_role"'),
         ("mysql://u:secret@127.0.0.1/db", StoreUrlError, "is not PostgreSQL (psycopg) or SQLite"),
         ("not a url", StoreUrlError, "is not a database URL"),
+        ("postgresql://u:secret@127.0.0.1:notaport/db", StoreUrlError, "is not a database URL"),  # was a traceback
     ],
 )
 def test_a_database_that_refuses_us_or_a_bad_url_fails_the_start(url: str, error: type, message: str) -> None:
