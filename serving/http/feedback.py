@@ -83,6 +83,7 @@ def _utc(value: datetime) -> datetime:
     tags=["feedback"],
     summary="Ground truth: the true label of a session's or a device's predictions in a range",
     responses={
+        400: {"model": ErrorResponse, "description": "The body cannot be read (not JSON text)."},
         422: {
             "model": ValidationErrorResponse | ErrorResponse,
             "description": "A body that is not feedback, or a label that is not one of the model's classes.",

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from posture_cli.db_cmd import parse_since
 from posture_cli.main import app
+from serving.store.db import head_revision
 from serving.store.prediction_store import ConnectionRecord, PredictionRecord, PredictionStore
 from tests.serving.store.store_helpers import pg_url, throwaway_database
 
@@ -91,9 +92,10 @@ def fill(url: str, spool_dir: Path) -> None:
 
 
 def test_upgrade_creates_then_is_a_no_op(db_url: str, cli_env: dict[str, str]) -> None:
+    head = head_revision()  # the newest migration shipped (0002: feedback)
     first = posture(cli_env, "db", "upgrade", "--database-url", db_url)
-    assert "revision none -> 0001" in first
-    assert "up to date (revision 0001)" in posture(cli_env, "db", "upgrade", "--database-url", db_url)
+    assert head == "0002" and f"revision none -> {head}" in first
+    assert f"up to date (revision {head})" in posture(cli_env, "db", "upgrade", "--database-url", db_url)
 
 
 def test_stats_summarise_labels_versions_sessions_and_latency(
