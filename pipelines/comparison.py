@@ -62,7 +62,8 @@ def cross_validate(
 ) -> tuple[Evaluation, np.ndarray]:
     probabilities = out_of_fold_probabilities(make_model, table.features, table.labels, folds, classes)
     predicted = labels_of(probabilities, classes)
-    return score(table.labels, predicted, classes, scheme, table.groups), predicted
+    evaluation = score(table.labels, predicted, classes, scheme, table.groups, confidence=probabilities.max(axis=1))
+    return evaluation, predicted
 
 
 @dataclass(frozen=True)

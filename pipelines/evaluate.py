@@ -37,6 +37,8 @@ class Evaluation:
     scheme: str  # how the folds were made, e.g. "leave-one-subject-out (21 subjects)"
     per_subject: list[dict[str, Any]] = field(default_factory=list)  # {subject, windows, accuracy}, worst first
     smoothed: dict[str, float] = field(default_factory=dict)  # accuracy and macro_f1 after the filter
+    # Each window's top out-of-fold probability, for the model's drift profile (not logged as a metric).
+    confidence: np.ndarray | None = None
 
     def metrics(self, prefix: str) -> dict[str, float]:
         """Flat metric names for MLflow, e.g. ``cv_accuracy``, ``cv_recall_walking``."""
@@ -67,8 +69,10 @@ def score(
     scheme: str,
     groups: np.ndarray | None = None,
     smoothed_pred: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
 ) -> Evaluation:
-    """Metrics of predicted labels; per subject when ``groups`` is given, smoothed when ``smoothed_pred`` is."""
+    """Metrics of predicted labels; per subject when ``groups`` is given, smoothed when ``smoothed_pred`` is.
+    ``confidence``: each window's top probability, kept on the evaluation for the drift profile."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
     recalls = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
@@ -87,6 +91,7 @@ def score(
         scheme=scheme,
         per_subject=per_subject_accuracy(y_true, y_pred, groups) if groups is not None else [],
         smoothed=smoothed,
+        confidence=confidence,
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from features.feature_sets import feature_names_for
 from features.spec import WindowSpec
+from pipelines.drift_reference import write_reference_profile
 from pipelines.evaluate import Evaluation
 from pipelines.registry import (
     MODEL_PIP_REQUIREMENTS,
@@ -102,12 +103,13 @@ def log_model_with_evaluation(
     fitted = forest.predict(features)
     window_predictions_frame(windowed, oof_predictions, fitted).to_parquet(predictions_path, index=False)
     mlflow.log_artifact(str(predictions_path), str(Path(PREDICTIONS_ARTIFACT).parent))
+    profile = write_reference_profile(folder, spec, forest, features, windowed.labels, cv)  # drift's reference
     return mlflow.sklearn.log_model(
         forest,
         name="model",
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
         pip_requirements=MODEL_PIP_REQUIREMENTS,
-        extra_files=model_files(folder, spec, forest, features.shape[1]),
+        extra_files=[*model_files(folder, spec, forest, features.shape[1]), profile],
         metadata={"posture_spec": spec.to_dict()},
     )
 

@@ -118,7 +118,8 @@ def cross_validate_task(
     )
     predicted = labels_of(probabilities, classes)
     smoothed = smoothed_predictions(probabilities, w.labels, w.recordings, w.starts_s, folds, classes)
-    return score(w.labels, predicted, classes, scheme, w.groups, smoothed), predicted
+    evaluation = score(w.labels, predicted, classes, scheme, w.groups, smoothed, probabilities.max(axis=1))
+    return evaluation, predicted
 
 
 @task(cache_policy=NO_CACHE)
