@@ -15,6 +15,7 @@ from pipelines.drift_reference import write_reference_profile
 from pipelines.evaluate import Evaluation
 from pipelines.registry import (
     MODEL_PIP_REQUIREMENTS,
+    OFFLINE_METRICS_FILE,
     ONNX_FILE,
     SELECTION_METRIC,
     SKOPS_TRUSTED_TYPES,
@@ -69,12 +70,21 @@ def window_predictions_frame(windowed: WindowedDataset | FeatureTable, oof: np.n
     )
 
 
-def model_files(folder: Path, spec: WindowSpec, forest: Any, n_features: int) -> list[str]:
+def model_files(
+    folder: Path, spec: WindowSpec, forest: Any, n_features: int, cv: Evaluation, dataset: str
+) -> list[str]:
+    """The files a version carries beside the forest: its spec, its CV figures, its ONNX export.
+
+    The CV figures travel with the model so that the server, the one writer of the store's
+    ``model_metrics``, records them when it starts serving the version.
+    """
     from pipelines.onnx_export import export_forest
 
     spec_path = folder / SPEC_FILE
     spec_path.write_text(json.dumps(spec.to_dict(), indent=2))
-    return [str(spec_path), str(export_forest(forest, n_features, folder / ONNX_FILE))]
+    metrics_path = folder / OFFLINE_METRICS_FILE
+    metrics_path.write_text(json.dumps({"dataset": dataset, "metrics": cv.metrics("cv")}, indent=2))
+    return [str(spec_path), str(metrics_path), str(export_forest(forest, n_features, folder / ONNX_FILE))]
 
 
 def log_model_with_evaluation(
@@ -85,12 +95,13 @@ def log_model_with_evaluation(
     windowed: WindowedDataset | FeatureTable,
     oof_predictions: np.ndarray,
     cv: Evaluation,
+    dataset: str,
 ) -> Any:
     """In the active MLflow run: what every trained forest carries, then the forest itself.
 
     The feature names, the CV report and its confusion matrix, each training window's
     out-of-fold and fitted prediction, and the model in MLflow's sklearn flavour with its
-    spec and ONNX export (written to ``folder`` first). Returns ``log_model``'s ModelInfo.
+    spec, CV figures and ONNX export (written to ``folder`` first). Returns ``log_model``'s ModelInfo.
     """
     import mlflow
     import mlflow.sklearn
@@ -109,7 +120,7 @@ def log_model_with_evaluation(
         name="model",
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
         pip_requirements=MODEL_PIP_REQUIREMENTS,
-        extra_files=[*model_files(folder, spec, forest, features.shape[1]), profile],
+        extra_files=[*model_files(folder, spec, forest, features.shape[1], cv, dataset), profile],
         metadata={"posture_spec": spec.to_dict()},
     )
 
@@ -166,7 +177,8 @@ def log_training_run(
         mlflow.log_dict(manifest, "dataset/manifest.json")
         if test:
             mlflow.log_dict(test.to_dict(), "evaluation/test.json")
-        info = log_model_with_evaluation(Path(tmp), spec, forest, features, windowed, oof_predictions, cv)
+        dataset = Path(request.dataset_dir).name
+        info = log_model_with_evaluation(Path(tmp), spec, forest, features, windowed, oof_predictions, cv, dataset)
         ensure_registered(client, request.model_name)
         version = str(
             client.create_model_version(

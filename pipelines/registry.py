@@ -1,8 +1,9 @@
 """MLflow look-ups, model logging and loading. Imports no Prefect: the server uses it too.
 
 A posture model version is an MLflow sklearn model (the fitted forest, skops format)
-with two extra files: ``spec.json`` (the preprocessing spec it was trained with) and,
-when export succeeded, ``model.onnx`` (the same forest for ONNX Runtime).
+with extra files: ``spec.json`` (the preprocessing spec it was trained with),
+``offline_metrics.json`` (its CV figures and the dataset they came from) and, when export
+succeeded, ``model.onnx`` (the same forest for ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 SPEC_FILE = "spec.json"
+OFFLINE_METRICS_FILE = "offline_metrics.json"
 ONNX_FILE = "model.onnx"
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 # Inference needs only these; MLflow's own inference of requirements is slow and noisy.
@@ -52,6 +54,8 @@ class LoadedModel:
     version: str | None = None
     alias: str | None = None
     onnx_path: Path | None = None
+    offline_metrics: dict[str, float] = field(default_factory=dict)  # cv_* figures; empty for older versions
+    offline_dataset: str = ""  # the dataset those figures were measured on
     loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @cached_property
@@ -199,6 +203,8 @@ def model_from_folder(local: Path, uri: str, name: str | None, version: str | No
         )
     spec = WindowSpec.from_dict(json.loads(spec_path.read_text()))
     onnx_path = local / "extra_files" / ONNX_FILE
+    metrics_path = local / "extra_files" / OFFLINE_METRICS_FILE
+    offline = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {"dataset": "", "metrics": {}}
     return LoadedModel(
         local_dir=local,
         spec=spec,
@@ -207,6 +213,8 @@ def model_from_folder(local: Path, uri: str, name: str | None, version: str | No
         version=version,
         alias=alias,
         onnx_path=onnx_path if onnx_path.is_file() else None,
+        offline_metrics={name: float(value) for name, value in offline["metrics"].items()},
+        offline_dataset=str(offline["dataset"]),
     )
 
 

@@ -7,7 +7,7 @@
 4. Featurize the grown dataset for the challenger's recipe and the champion's (a subflow whose
    tasks a Dask task runner can spread), compare both on the same subject-wise folds
    (``pipelines.comparison``), fit the challenger on everything.
-5. Record the decision (MLflow run + new version, ``model_metrics`` rows), then move the
+5. Record the decision (MLflow run + new version carrying its CV figures), then move the
    alias: ``champion`` only when the challenger wins by more than ``margin``, else
    ``challenger``. Last, file the incoming files under processed/.
 Any failure before step 5's alias leaves the alias where it was and the files in incoming.
@@ -58,7 +58,6 @@ _SETTINGS_FIELDS = {
     "data_dir": "data_dir",
     "tracking_uri": "mlflow_tracking_uri",
     "artifacts_dir": "mlflow_artifacts_dir",
-    "database_url": "database_url",
     "experiment": "experiment",
     "model_name": "model_name",
     "dataset": "default_dataset",
@@ -90,7 +89,6 @@ class RetrainRequest(BaseModel):
     data_dir: str | None = None
     tracking_uri: str | None = None
     artifacts_dir: str | None = None
-    database_url: str | None = None
     experiment: str | None = None
     model_name: str | None = None
 
@@ -249,23 +247,15 @@ def publish_task(
     decision: Decision,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    """Record the decision (MLflow, model_metrics), and only then move the alias."""
-    from pipelines.metrics_table import record_model_metrics
+    """Record the decision in MLflow, and only then move the alias."""
     from pipelines.registry import connect, remember_served_alias
     from pipelines.retrain_logging import log_retrain_run
 
     report("register", decision.outcome)
     logged = log_retrain_run(settings, challenger, champion, champion_cv, decision, context)
-    rows = record_model_metrics(
-        settings.database_url, settings.model_name, logged["version"], challenger.cv.metrics("cv"), context["dataset"]
-    )
-    if champion and champion_cv:
-        rows += record_model_metrics(
-            settings.database_url, settings.model_name, champion.version, champion_cv.metrics("cv"), context["dataset"]
-        )
     connect(settings).set_registered_model_alias(settings.model_name, decision.alias, logged["version"])
     remember_served_alias(settings)
-    return {**logged, "model_metrics_rows": rows}
+    return logged
 
 
 @task(cache_policy=NO_CACHE)

@@ -103,7 +103,14 @@ def log_retrain_run(
         if champion_cv:
             mlflow.log_dict(champion_cv.to_dict(), "evaluation/champion_cv.json")
         info = log_model_with_evaluation(
-            Path(tmp), challenger.spec, challenger.forest, table.features, table, challenger.oof, challenger.cv
+            Path(tmp),
+            challenger.spec,
+            challenger.forest,
+            table.features,
+            table,
+            challenger.oof,
+            challenger.cv,
+            context["dataset"],
         )
         ensure_registered(client, settings.model_name)
         version = client.create_model_version(

@@ -125,8 +125,6 @@ def print_decision(result: dict[str, Any]) -> None:
     console.print(
         f"registered {result['model_name']} version [bold]{result['version']}[/] as [bold]{result['alias']}[/]"
     )
-    if not result["model_metrics_rows"]:
-        console.print("[dim]model_metrics not written: no prediction store table yet (see the log)[/]")
 
 
 @user_errors

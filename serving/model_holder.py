@@ -104,6 +104,7 @@ class ModelHolder:
         self._alias_cache = alias_cache  # shared through Redis: one registry look-up per TTL for all instances
         self._current: ServedModel | None = None
         self._client: Any = None
+        self.on_swap: Callable[[ServedModel], None] | None = None  # told of each version swapped in
 
     @property
     def current(self) -> ServedModel:
@@ -172,3 +173,5 @@ class ModelHolder:
             engine=served.engine.kind,
             **fields,
         )
+        if self.on_swap is not None:
+            self.on_swap(served)

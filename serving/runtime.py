@@ -7,7 +7,7 @@ import contextlib
 import gc
 import sys
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 from pipelines.registry import resolve_model_uri
@@ -17,7 +17,7 @@ from serving.edge.shared import Edge, build_edge
 from serving.live_accuracy_watch import watch_live_accuracy
 from serving.logs import log_event
 from serving.metrics import ServerMetrics
-from serving.model_holder import ModelHolder
+from serving.model_holder import ModelHolder, ServedModel
 from serving.prediction_log import PredictionLog
 from serving.store.db import StoreTimeouts, redact
 from serving.store.model_stats import ServedStats
@@ -135,6 +135,9 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
         stats=ServedStats(),
         edge=edge,
     )
+    # The store is the one writer of model_metrics: a version's CV figures go in when it is served.
+    holder.on_swap = partial(_record_offline_metrics, store)
+    _record_offline_metrics(store, holder.current)
     if not schema_ready:
         checker = keep_checking(settings.database_url, settings.auto_migrate, store)
         runtime.tasks.append(asyncio.create_task(checker, name="store-schema-check"))
@@ -178,6 +181,13 @@ def _start_mqtt(runtime: Runtime) -> None:
         runtime.session_services, mqtt, runtime.metrics, settings.max_frame_bytes, settings.max_samples_per_frame
     )
     runtime.bridge.start()
+
+
+def _record_offline_metrics(store: PredictionStore, served: ServedModel) -> None:
+    """The CV figures the version was registered with, one model_metrics row each."""
+    loaded = served.loaded
+    if loaded.offline_metrics:
+        store.add_model_metrics(served.name, served.version, loaded.offline_metrics, loaded.offline_dataset)
 
 
 async def _write_stats_forever(runtime: Runtime) -> None:

@@ -1,7 +1,8 @@
 """Running counts per served model version, written to the store's model_metrics table.
 
-Registration fills model_metrics with offline metrics (CV accuracy...); the server adds
-what the version does in production: how many windows, how confident, which labels.
+The server is the one writer of model_metrics. When it starts serving a version it records
+the CV figures the version carries (dataset = the one they were measured on); these rows
+add what the version does in production: how many windows, how confident, which labels.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One posture home lives through the tests below in order, as it would over several nights:
 a first champion from the incoming folder, a night without data, a worse challenger, a
-better one (written to a real PostgreSQL store), then the guards: a changed label set,
+better one (whose CV figures a server then records in a real PostgreSQL store), then the guards: a changed label set,
 invalid data, and a run that fails after the dataset was written.
 """
 
@@ -75,7 +75,6 @@ def test_first_run_creates_the_champion(home: Path) -> None:
     assert manifest(home)["subjects"] == ["p1", "p2", "p3", "p4"]
     assert files_in(home / "data/incoming") == []
     assert len(files_in(home / "data/processed")) == 20
-    assert result["model_metrics_rows"] == 0  # no prediction store yet: skipped, and none created
     assert not (home / "data/predictions.db").exists()
     assert aliases(home) == {"champion": "1"}
 
@@ -114,9 +113,15 @@ def test_worse_challenger_stays_challenger(home: Path) -> None:
     assert run.data.metrics["promoted"] == 0.0
 
 
-def test_better_challenger_becomes_champion(home: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Also: feature extraction on a local Dask cluster, and the decision's rows in PostgreSQL."""
+def test_better_challenger_becomes_champion(
+    home: Path, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also: feature extraction on a local Dask cluster, and the new version's CV figures, which
+    reach the PostgreSQL store's model_metrics through the server (the table's one writer)."""
     from sqlalchemy import create_engine, text
+
+    from pipelines.registry import load_model
+    from tests.serving.serving_support import ServerProcess
 
     monkeypatch.setenv("POSTURE_DATABASE_URL", store_url)
     write_subject(home / "data/incoming", "p6", seed=6)
@@ -124,14 +129,24 @@ def test_better_challenger_becomes_champion(home: Path, store_url: str, monkeypa
     assert (result["status"], result["alias"], result["version"]) == ("promoted", "champion", "3")
     assert result["delta_macro_f1"] > 0.005
     assert aliases(home) == {"champion": "3", "challenger": "2"}
-    engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT model_version, metric, value, dataset FROM model_metrics")).all()
-    engine.dispose()
-    by_version = {(v, m): value for v, m, value, dataset in rows if dataset == "sample"}
-    assert result["model_metrics_rows"] == len(rows) == len(by_version)
-    assert by_version[("3", "cv_macro_f1")] == pytest.approx(result["challenger"]["macro_f1"])
-    assert by_version[("1", "cv_macro_f1")] == pytest.approx(result["champion"]["macro_f1"])
+    run = connect(Settings(home=home)).get_run(result["run_id"])
+    assert run.data.metrics["champion_cv_macro_f1"] == pytest.approx(result["champion"]["macro_f1"])
+    carried = load_model("models:/posture/3", Settings(home=home))
+    assert carried.offline_dataset == "sample"
+    assert carried.offline_metrics["cv_macro_f1"] == pytest.approx(result["challenger"]["macro_f1"])
+
+    def model_metrics() -> list[Any]:
+        engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT model_version, metric, value, dataset FROM model_metrics")).all()
+        engine.dispose()
+        return rows
+
+    assert model_metrics() == []  # a retrain writes no rows itself
+    server = ServerProcess(home, tmp_path / "serve", env={"POSTURE_DATABASE_URL": store_url})
+    assert server.stop() == 0  # the stop flushes what the server queued
+    by_version = {(v, m): value for v, m, value, dataset in model_metrics() if dataset == "sample"}
+    assert by_version == {("3", name): pytest.approx(value) for name, value in carried.offline_metrics.items()}
 
 
 def test_changed_label_set_stops_before_anything_changes(home: Path) -> None:

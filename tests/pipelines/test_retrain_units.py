@@ -1,19 +1,20 @@
 """Units of the retrain flow: shared subject folds, the decision rule, batches, the incoming
-folder's fingerprints, and the model_metrics writer on SQLite (with and without the store)."""
+folder's fingerprints, and the CV figures a registered version carries for the store."""
 
 from __future__ import annotations
 
-import logging
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from features.errors import PostureError
+from features.spec import WindowSpec
 from pipelines.comparison import assign_subject_folds, decide, folds_for
 from pipelines.featurize import make_batches
 from pipelines.incoming import fingerprint, scan_incoming
-from pipelines.metrics_table import record_model_metrics
+from pipelines.registry import OFFLINE_METRICS_FILE, SPEC_FILE, model_from_folder
 
 
 def test_both_recipes_get_the_same_subjects_held_out() -> None:
@@ -72,30 +73,14 @@ def test_incoming_files_known_by_fingerprint(tmp_path: Path) -> None:
     assert scan_incoming(tmp_path / "missing", None).units == {}
 
 
-def test_model_metrics_skipped_without_a_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    url = f"sqlite:///{tmp_path / 'predictions.db'}"
-    with caplog.at_level(logging.INFO, logger="posture.retrain"):
-        assert record_model_metrics(url, "posture", "1", {"cv_macro_f1": 0.9}, "sample") == 0
-    assert not (tmp_path / "predictions.db").exists() and "skipped" in caplog.text
-    import sqlite3
-
-    sqlite3.connect(tmp_path / "predictions.db").close()  # a database, but without the table
-    with caplog.at_level(logging.INFO, logger="posture.retrain"):
-        assert record_model_metrics(url, "posture", "1", {"cv_macro_f1": 0.9}, "sample") == 0
-    assert "no model_metrics table" in caplog.text
-
-
-def test_model_metrics_rows_in_a_migrated_sqlite_store(tmp_path: Path) -> None:
-    from sqlalchemy import create_engine, text
-
-    from serving.store.db import upgrade
-
-    url = f"sqlite:///{tmp_path / 'predictions.db'}"
-    upgrade(url)
-    assert record_model_metrics(url, "posture", "7", {"cv_macro_f1": 0.9, "cv_accuracy": 0.95}, "sample") == 2
-    with create_engine(url).connect() as conn:
-        rows = conn.execute(text("SELECT model_name, model_version, metric, value, dataset FROM model_metrics")).all()
-    assert sorted(rows) == [
-        ("posture", "7", "cv_accuracy", 0.95, "sample"),
-        ("posture", "7", "cv_macro_f1", 0.9, "sample"),
-    ]
+def test_a_version_carries_its_cv_figures_and_older_ones_none(tmp_path: Path) -> None:
+    spec = WindowSpec(rate_hz=50.0, window_s=1.0, hop_s=0.5, channels=("ax", "ay", "az"))
+    extra = tmp_path / "model" / "extra_files"
+    extra.mkdir(parents=True)
+    (extra / SPEC_FILE).write_text(json.dumps(spec.to_dict()))
+    older = model_from_folder(tmp_path / "model", "models:/posture/1", "posture", "1", None)
+    assert (older.offline_metrics, older.offline_dataset) == ({}, "")
+    figures = {"cv_macro_f1": 0.9, "cv_accuracy": 0.95}
+    (extra / OFFLINE_METRICS_FILE).write_text(json.dumps({"dataset": "sample", "metrics": figures}))
+    newer = model_from_folder(tmp_path / "model", "models:/posture/2", "posture", "2", None)
+    assert (newer.offline_metrics, newer.offline_dataset) == (figures, "sample")

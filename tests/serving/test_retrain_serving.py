@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -85,3 +86,9 @@ def test_running_server_switches_to_the_retrained_champion(tmp_path: Path, prefe
     events = server.events()
     assert any(e["event"] == "model_reloaded" and e["version"] == "2" for e in events)
     assert any(e["event"] == "session_rewindowed" for e in events)
+    # The server records each version's CV figures in model_metrics when it starts serving it.
+    with sqlite3.connect(server.data_dir / "predictions.db") as db:
+        offline = dict(
+            db.execute("SELECT model_version, value FROM model_metrics WHERE metric = 'cv_macro_f1'").fetchall()
+        )
+    assert offline == {"1": first["challenger"]["macro_f1"], "2": outcome["challenger"]["macro_f1"]}
