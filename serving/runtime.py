@@ -19,6 +19,7 @@ from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.model_holder import ModelHolder, ServedModel
 from serving.prediction_log import PredictionLog
+from serving.recording.recorder import Recorder
 from serving.store.db import StoreTimeouts, redact
 from serving.store.model_stats import ServedStats
 from serving.store.prediction_store import PredictionStore
@@ -59,6 +60,19 @@ class Runtime:
         return PredictionLog(self.store, self.stats, self.metrics)
 
     @cached_property
+    def recorder(self) -> Recorder:
+        """Labelled recordings of the sessions that ask (POSTURE_RECORDING_ENABLED)."""
+        settings = self.settings
+        assert settings.recording_dir is not None
+        return Recorder(
+            settings.recording_enabled,
+            settings.recording_dir,
+            settings.recording_max_samples,
+            settings.anon_key,
+            settings.max_gap_s,
+        )
+
+    @cached_property
     def session_services(self) -> SessionServices:
         """What every stream session gets, whatever its transport."""
         settings = self.settings
@@ -76,6 +90,7 @@ class Runtime:
             max_frame_bytes=settings.max_frame_bytes,
             max_gap_s=settings.max_gap_s,
             ready_limits={key: getattr(settings, key) for key in READY_LIMITS},
+            recorder=self.recorder,
         )
 
     async def drain(self) -> None:
@@ -88,6 +103,7 @@ class Runtime:
     async def stop(self) -> None:
         """Close sessions (1001), finish queued windows, write running counts, flush the store."""
         await self.drain()
+        await self.recorder.close_all()  # what sessions still open (or still ending) hold
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

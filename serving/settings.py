@@ -90,6 +90,16 @@ class ServerSettings(Settings):
     backup_key: str | None = Field(None, description="Passphrase of `posture db backup --encrypt`.")
     backup_dir: Path | None = Field(None, description="Where backups go; default <data_dir>/backups.")
     backup_keep: int = Field(7, description="Backups kept per database; older ones are deleted.")
+    # recording labelled sessions into the incoming folder (README, "Recording labelled data")
+    recording_enabled: bool = Field(
+        False, description="Stream sessions may ask to be recorded; off: a record request gets an error."
+    )
+    recording_dir: Path | None = Field(
+        None, description="Where recorded sessions land as Parquet; default <data_dir>/incoming (what retrain reads)."
+    )
+    recording_max_samples: int = Field(
+        30000, gt=0, description="Samples one recording file holds at most (on the model's grid); then a new file."
+    )
 
     @model_validator(mode="after")
     def _fill_server_paths(self) -> "ServerSettings":
@@ -98,4 +108,6 @@ class ServerSettings(Settings):
             self.spool_dir = self.data_dir / "spool"
         if self.backup_dir is None:
             self.backup_dir = self.data_dir / "backups"
+        if self.recording_dir is None:
+            self.recording_dir = self.data_dir / "incoming"
         return self

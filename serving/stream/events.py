@@ -45,7 +45,18 @@ class Rejected:
     detail: str
 
 
-Event = Ready | Prediction | Rejected
+@dataclass(frozen=True, slots=True)
+class RecordingState:
+    """The session's recording: on or off, its label and subject, seconds per label, files written."""
+
+    active: bool
+    label: str | None
+    subject: str
+    seconds: dict[str, float]
+    files: int
+
+
+Event = Ready | Prediction | Rejected | RecordingState
 
 
 class SessionClosed(Exception):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.stream.events import Event, Prediction, Ready, Rejected
-from serving.stream.protocol import error_message, prediction_message, ready_message
+from serving.stream.events import Event, Prediction, Ready, RecordingState, Rejected
+from serving.stream.protocol import error_message, prediction_message, ready_message, recording_message
 
 
 def message_of(event: Event) -> dict[str, Any]:
@@ -25,4 +25,6 @@ def message_of(event: Event) -> dict[str, Any]:
         return error_message(event.code, event.detail)
     if isinstance(event, Ready):
         return ready_message(event.session_id, event.model, event.rate_hz, event.channels, event.limits, event.next_t)
+    if isinstance(event, RecordingState):
+        return recording_message(event.active, event.label, event.subject, event.seconds, event.files)
     raise TypeError(f"not a session event: {event!r}")

@@ -51,6 +51,16 @@ class Hello:
     rate_hz: float | None
     channels: tuple[str, ...] | None
     session_id: str | None = None  # an earlier session to resume
+    record: Any = None  # the "record" object as sent; the session checks it after ready (serving/recording)
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """``{"type": "label", "label": ..., "subject": ...}``: record under another label from now on
+    (null: stop recording); the values as sent, checked by the session's recording."""
+
+    label: Any
+    subject: Any = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,8 @@ class Samples:
     t0: float | None  # time of the first row, seconds (client clock), when given
 
 
-def parse_text(text: str, n_channels: int, max_samples: int) -> Hello | Samples:
-    """A JSON text frame: a hello, or samples (``{"samples": [[...], ...], "t0": ...}``)."""
+def parse_text(text: str, n_channels: int, max_samples: int) -> Hello | Samples | LabelChange:
+    """A JSON text frame: a hello, samples (``{"samples": [[...], ...], "t0": ...}``) or a label change."""
     try:
         message = _loads(text)
     except ValueError as err:
@@ -70,8 +80,12 @@ def parse_text(text: str, n_channels: int, max_samples: int) -> Hello | Samples:
     kind = message.get("type", "samples" if "samples" in message else None)
     if kind == "hello":
         return parse_hello(message)
+    if kind == "label":
+        if "label" not in message:
+            raise FrameError("bad_label", 'a label message needs "label": one of the model\'s classes, or null to stop')
+        return LabelChange(message["label"], message.get("subject"))
     if kind != "samples":
-        raise FrameError("unknown_type", f"unknown message type {_shown(kind)}; send 'hello' or 'samples'")
+        raise FrameError("unknown_type", f"unknown message type {_shown(kind)}; send 'hello', 'samples' or 'label'")
     values = _sample_rows(message.get("samples"), n_channels, max_samples)
     return Samples(values, _optional_time(message.get("t0")))
 
@@ -130,7 +144,11 @@ def parse_hello(message: dict[str, Any]) -> Hello:
     if session_id is not None and (not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id)):
         raise FrameError("bad_hello", "session_id must be the session_id of an earlier ready message")
     return Hello(
-        device_id, float(rate) if rate is not None else None, tuple(channels) if channels else None, session_id
+        device_id,
+        float(rate) if rate is not None else None,
+        tuple(channels) if channels else None,
+        session_id,
+        message.get("record"),
     )
 
 
@@ -190,6 +208,21 @@ def _is_number(value: Any) -> bool:
 
 def error_message(code: str, detail: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "detail": detail}
+
+
+def recording_message(
+    active: bool, label: str | None, subject: str, seconds: dict[str, float], files: int
+) -> dict[str, Any]:
+    """Whether the session records now, under which label and subject, the seconds recorded per
+    label and the files written: sent when recording starts, changes, stops, or writes a file."""
+    return {
+        "type": "recording",
+        "recording": active,
+        "label": label,
+        "subject": subject,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "files": files,
+    }
 
 
 def ready_message(

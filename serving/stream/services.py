@@ -16,6 +16,7 @@ from serving.edge.ratelimit import RateLimiter
 from serving.metrics import ServerMetrics
 from serving.model_holder import ServedModel
 from serving.prediction_log import PredictionLog
+from serving.recording.recorder import Recorder
 from serving.store.records import ConnectionRecord
 from serving.stream.registry import SessionRegistry
 from serving.edge.session_states import SessionStore
@@ -25,11 +26,12 @@ from serving.stream.work_limits import WorkLimits
 @dataclass(frozen=True)
 class Peer:
     """Who is on the other end: the transport (the store's ``source``, the metrics' label),
-    the client's address and the API key's name (None when keys are not required)."""
+    the client's address, the API key's name and scopes (None when keys are not required)."""
 
     source: str
     address: str | None
     api_key: str | None = None
+    scopes: frozenset[str] | None = None
 
 
 class Models(Protocol):
@@ -85,6 +87,7 @@ class SessionServices:
     max_frame_bytes: int
     max_gap_s: float
     ready_limits: dict[str, float]  # told to the client in the ready event
+    recorder: Recorder | None = None  # labelled recordings into the incoming folder; None: recording is off
 
     def admission(self, peer: Peer) -> Admission:
         return Admission(self.limiter, self.key_limiter, peer, self.metrics)

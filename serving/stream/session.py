@@ -33,6 +33,7 @@ from features.stream_context import StreamContext
 from serving.batcher import BatcherClosed
 from serving.logs import log_event
 from serving.model_holder import ServedModel
+from serving.recording.recorder import RecordedStream
 from serving.store.records import ConnectionRecord
 from serving.stream.buffer import StreamWindower
 from serving.stream.events import Event, Prediction, Ready, Rejected, SessionClosed
@@ -44,12 +45,14 @@ from serving.stream.protocol import (
     FrameError,
     FrameTooBig,
     Hello,
+    LabelChange,
     Samples,
 )
+from serving.stream.recording import StreamRecording
 from serving.stream.services import Peer, SessionServices
 from serving.stream.snapshot import SessionSnapshot
 
-Decoder = Callable[[int], Hello | Samples]  # the declared channel count -> the decoded frame
+Decoder = Callable[[int], Hello | Samples | LabelChange]  # the declared channel count -> the decoded frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class StreamSession:
         self._context = StreamContext()  # the wearer's upright and last posture, learned from this stream
         self._belief: np.ndarray | None = None  # the smoothing filter's state, in _belief_classes order
         self._belief_classes: tuple[str, ...] = ()
+        self._recording: StreamRecording | None = None  # once a hello or label message asked to record
         # Looked up once: a labelled child costs a lock and a dict look-up, and every frame counts.
         self._frames_ok = {kind: services.metrics.frames.labels(kind, "ok") for kind in ("binary", "json")}
 
@@ -127,6 +131,8 @@ class StreamSession:
         services.metrics.sessions.dec()
         services.metrics.session_closes.labels(str(self.close_code)).inc()
         await self.admission.forget()
+        if self._recording is not None:  # written before anything else can fail
+            await self._recording.close()
         try:
             if self._windower is not None:  # a client's normal close ends the session; anything else may resume
                 await self._save_state(drop=self.close_code == 1000, live=False)
@@ -170,7 +176,7 @@ class StreamSession:
             return
         self._frames_ok[frame.kind].inc()
 
-    async def _handle(self, frame: Hello | Samples, received: float) -> None:
+    async def _handle(self, frame: Hello | Samples | LabelChange, received: float) -> None:
         if isinstance(frame, Hello):
             if self._hello is not None:
                 raise FrameError("bad_hello", "hello must be the first message of a session")
@@ -178,6 +184,9 @@ class StreamSession:
             return
         if self._hello is None:
             await self._configure(Hello(None, None, None))  # no hello: the model's rate and channels
+        if isinstance(frame, LabelChange):
+            await self._relabel(frame)
+            return
         await self._charge_resampling(len(frame.values))
         await self._on_samples(frame, received)
 
@@ -215,6 +224,8 @@ class StreamSession:
                 next_t=windower.next_t if resumed else None,
             )
         )
+        if hello.record is not None:
+            await self._record_from(hello.record, resumed)
 
     def _new_windower(self, spec: WindowSpec, hello: Hello) -> StreamWindower:
         return StreamWindower(
@@ -229,6 +240,8 @@ class StreamSession:
         served = self.services.models.current  # taken once: this frame's windows go to one version
         windower = self._windower_for(served)
         windows, starts = windower.push(samples.values, samples.t0)
+        if self._recording is not None:  # the one branch recording costs a session that does not record
+            await self._recording.add(samples.values, samples.t0)
         if len(windows) == 0:
             return
         contexts = window_contexts(windows, served.spec, self._context)
@@ -295,6 +308,41 @@ class StreamSession:
             self._belief, self._belief_classes = None, served.classes
         self._belief = served.smoother.step(self._belief, np.asarray(row))
         return self._belief.tolist()
+
+    # --- recording (serving/stream/recording.py) ------------------------------------------------
+
+    async def _record_from(self, raw: object, resumed: bool = False) -> None:
+        """Start recording as the hello's ``record`` or a label message asks (or say why not)."""
+        assert self._windower is not None
+        served, windower = self.services.models.current, self._windower
+        if self._recording is None:
+            self._recording = StreamRecording(self.services.recorder, self.outlet.send, self.id)
+        stream = RecordedStream(
+            session_id=self.id,
+            device_id=self.device_id,
+            source=self.peer.source,
+            scopes=self.peer.scopes,
+            key_name=self.peer.api_key,
+            rate_hz=windower.rate_hz,
+            channels=windower.channels,
+            model_rate_hz=served.spec.rate_hz,
+            model_version=served.version,
+            classes=served.classes,
+            origin=windower.next_t,
+            replaying=resumed,
+        )
+        await self._recording.start(raw, stream)
+        if self._recording.recording is None:  # refused: frames take no recording branch
+            self._recording = None
+
+    async def _relabel(self, change: LabelChange) -> None:
+        """A label message: start recording, go on under another label, or stop (label null)."""
+        if self._recording is not None and self._recording.recording is not None:
+            await self._recording.relabel(change.label, change.subject)
+        elif change.label is None:
+            raise FrameError("bad_label", "this session does not record; send a label and a subject to start")
+        else:
+            await self._record_from({"label": change.label, "subject": change.subject})
 
     # --- the store and resume --------------------------------------------------------------
 
