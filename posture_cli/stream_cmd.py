@@ -71,6 +71,19 @@ def stream(
             "topics and credentials from POSTURE_MQTT_*.",
         ),
     ] = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Have the server record this session as labelled data for retraining (needs --label and --subject).",
+        ),
+    ] = False,
+    label: Annotated[
+        Optional[str], typer.Option("--label", help="What the wearer does while recording: one of the model's classes.")
+    ] = None,
+    subject: Annotated[
+        Optional[str], typer.Option("--subject", help="Who wears the device while recording, e.g. alice.")
+    ] = None,
 ) -> None:
     """Stream IMU samples live to `posture serve` and show the predictions as they come."""
     from posture_cli.stream.client import ClientOptions
@@ -85,13 +98,16 @@ def stream(
         raise PostureError(
             f"--url {url} is not a WebSocket URL.", f"pass ws://HOST:PORT/v1/stream (default {DEFAULT_URL})."
         )
+    recorded = _record_request(record, label, subject)
     settings = load_settings()
     # one red line for a unit typo, before any I/O
     read_options = read_flags.read_options(acc_units=acc_units, gyro_units=gyro_units, max_gap_s=settings.max_gap_s)
     source = open_device(
         device, DeviceOptions(speed=speed, loop=loop, rate_hz=rate, baud=baud, read_options=read_options)
     )
-    options = ClientOptions(url=url, token=token, device_id=device_id, binary=binary, buffer_samples=buffer)
+    options = ClientOptions(
+        url=url, token=token, device_id=device_id, binary=binary, buffer_samples=buffer, record=recorded
+    )
     stats = asyncio.run(_run(source, options, json_out, duration, mqtt=mqtt_url is not None))
     summary = stats.summary()
     if json_out:
@@ -100,6 +116,19 @@ def stream(
         from posture_cli.stream.view import summary_table
 
         console.print(summary_table(summary))
+
+
+def _record_request(record: bool, label: str | None, subject: str | None) -> dict[str, str] | None:
+    """The hello's ``record`` object; --label and --subject go with --record, and it needs both."""
+    if not record:
+        if label is not None or subject is not None:
+            raise PostureError("--label and --subject label a recording.", "add --record to record this session.")
+        return None
+    if label is None or subject is None:
+        raise PostureError(
+            "--record needs --label and --subject.", "e.g. posture stream --record --label sitting --subject alice."
+        )
+    return {"label": label, "subject": subject}
 
 
 async def _run(

@@ -29,11 +29,17 @@ OPEN_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 MAX_FRAMES_PER_S = 50.0  # frames pile up and are joined beyond this: fast replays stay under the rate limit
+STOP_RECORDING_TIMEOUT_S = 5.0  # the server answers a stop once the last file is written
 DRAIN_IDLE_S = 1.0  # after the device ended: close once the server has been quiet this long
 JSON_CHARS_PER_VALUE = 24  # the longest float repr plus a separator: bounds a JSON frame's size
 DEFAULT_LIMITS = {"max_frame_bytes": 65536, "max_samples_per_frame": 1000, "rate_limit_per_s": 200.0}
 FATAL_STATUS = (401, 403, 404)  # retrying cannot fix a refused token or a wrong path
 RETRIED_ERRORS = (OSError, asyncio.TimeoutError, WebSocketException)
+RECORD_FIXES = {  # error code -> what the user of --record can do
+    "recording_disabled": "start the server with POSTURE_RECORDING_ENABLED=true, or stream without --record.",
+    "recording_forbidden": "pass a --token made with `posture keys create NAME --scope record`.",
+    "bad_record": "pass --label with one of the model's classes and --subject as a plain name (letters, digits, _.-).",
+}
 
 
 class StreamRefused(PostureError):
@@ -47,6 +53,7 @@ class ClientOptions:
     device_id: str | None = None
     binary: bool = False
     buffer_samples: int = RESEND_BUFFER_SAMPLES
+    record: dict[str, str] | None = None  # {"label", "subject"}: the server records the session
 
 
 Listener = Callable[[dict[str, Any]], None]  # called with each prediction and error message
@@ -181,6 +188,8 @@ class StreamClient:
             if not task.cancelled() and task.exception():
                 raise task.exception()  # type: ignore[misc]
         if stopper in done or sender in done:
+            if self.options.record:
+                await self._stop_recording(ws)
             await ws.close(1000, "client finished")
             return True
         protocol = ws.protocol  # the server ended the session (1001 at its shutdown)
@@ -194,20 +203,29 @@ class StreamClient:
         }
         if self.options.device_id:
             hello["device_id"] = self.options.device_id
+        if self.options.record:
+            hello["record"] = self.options.record
         await ws.send(json.dumps(hello))
         async with asyncio.timeout(READY_TIMEOUT_S):
-            while True:
-                message = json.loads(await ws.recv())
-                if message.get("type") == "ready":
-                    break
-                if message.get("type") == "error":
-                    raise StreamRefused(
-                        f"the server refused the stream: {message.get('code')}: {message.get('detail')}",
-                        "stream a device with the channels and rate the model needs.",
-                    )
+            message = await self._answer(ws, "ready", "stream a device with the channels and rate the model needs.")
+            if self.options.record:  # recording asked for and refused: streaming on would record nothing
+                self.stats.on_recording(await self._answer(ws, "recording", RECORD_FIXES))
         self._limits = DEFAULT_LIMITS | (message.get("limits") or {})
         self.backoff.reset()
         self.stats.on_ready(message)
+
+    async def _answer(self, ws: Any, kind: str, fix: str | dict[str, str]) -> dict[str, Any]:
+        """The next message of ``kind``; an error message first refuses the stream."""
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("type") == kind:
+                return message
+            if message.get("type") == "error":
+                code = message.get("code")
+                raise StreamRefused(
+                    f"the server refused the stream: {code}: {message.get('detail')}",
+                    fix if isinstance(fix, str) else fix.get(str(code), "see docs/protocol.md."),
+                )
 
     async def _send_loop(self, ws: Any) -> None:
         """Frames out, at most MAX_FRAMES_PER_S; returns once the device ended and the server went quiet."""
@@ -258,17 +276,30 @@ class StreamClient:
 
     async def _receive_loop(self, ws: Any) -> None:
         async for raw in ws:
-            self._last_message = time.monotonic()
-            message = json.loads(raw)
-            kind = message.get("type")
-            if kind == "prediction":
-                self._on_prediction(message)
-            elif kind == "error":
-                self.stats.on_error(f"{message.get('code')}: {message.get('detail')}")
-            else:
-                continue
-            if self.listener is not None:
-                self.listener(message)
+            self._on_message(json.loads(raw))
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        self._last_message = time.monotonic()
+        kind = message.get("type")
+        if kind == "prediction":
+            self._on_prediction(message)
+        elif kind == "error":
+            self.stats.on_error(f"{message.get('code')}: {message.get('detail')}")
+        elif kind == "recording":
+            self.stats.on_recording(message)
+            return
+        else:
+            return
+        if self.listener is not None:
+            self.listener(message)
+
+    async def _stop_recording(self, ws: Any) -> None:
+        """End the recording before closing: the server writes the last file and says what it wrote."""
+        await ws.send(json.dumps({"type": "label", "label": None}))
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with asyncio.timeout(STOP_RECORDING_TIMEOUT_S):
+                while self.stats.recording is None or self.stats.recording["recording"]:
+                    self._on_message(json.loads(await ws.recv()))
 
     def _on_prediction(self, message: dict[str, Any]) -> None:
         rate = float((self.stats.model.get("spec") or {}).get("rate_hz", self.device.rate_hz))

@@ -35,6 +35,7 @@ class StreamStats:
     malformed: int = 0
     last_malformed: str = ""
     last: dict[str, Any] | None = None  # the latest prediction message
+    recording: dict[str, Any] | None = None  # the latest recording message (posture stream --record)
     history: deque[str] = field(default_factory=lambda: deque(maxlen=HISTORY))
     labels: Counter[str] = field(default_factory=Counter)
     rtt_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
@@ -68,6 +69,9 @@ class StreamStats:
         self.history.append(message.get("smoothed_label") or message["label"])
         if rtt_ms is not None:
             self.rtt_ms.append(rtt_ms)
+
+    def on_recording(self, message: dict[str, Any]) -> None:
+        self.recording = message
 
     def on_error(self, detail: str) -> None:
         self.errors += 1
@@ -108,6 +112,8 @@ class StreamStats:
             "malformed_lines": self.malformed,
             "rtt_ms_p50": _round(self.rtt_percentile(50)),
             "rtt_ms_p95": _round(self.rtt_percentile(95)),
+            "recorded_s": (self.recording or {}).get("seconds"),
+            "recorded_files": (self.recording or {}).get("files"),
         }
 
 

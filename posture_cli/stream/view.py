@@ -30,6 +30,8 @@ def render(stats: StreamStats) -> RenderableType:
     body: list[RenderableType] = [_current(stats, classes), _bars(stats, classes), _history(stats, classes)]
     body.append(Text(_status_line(stats), style="dim"))
     body.append(Text(_fault_line(stats), style="yellow" if stats.dropped or stats.errors or stats.malformed else "dim"))
+    if stats.recording is not None:
+        body.append(_recording_line(stats.recording))
     if stats.last_error:
         body.append(Text(f"last error: {stats.last_error}", style="red"))
     if stats.last_malformed:
@@ -88,6 +90,14 @@ def _fault_line(stats: StreamStats) -> str:
     )
 
 
+def _recording_line(recording: dict[str, Any]) -> Text:
+    """``● recording sitting (alice): sitting 12 s`` while the server records; what it wrote after."""
+    seconds = ", ".join(f"{label} {s:.0f} s" for label, s in recording["seconds"].items()) or "nothing yet"
+    if recording["recording"]:
+        return Text(f"● recording {recording['label']} ({recording['subject']}): {seconds}", style="bold red")
+    return Text(f"recorded ({recording['subject']}): {seconds} in {recording['files']} file(s)", style="dim")
+
+
 def live_view(stats_source: Callable[[], StreamStats], console: Console) -> Live:
     """A Live that re-renders the stats REFRESH_PER_S times a second (``stats_source`` syncs them first)."""
     return Live(
@@ -127,4 +137,6 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row("last disconnect", summary["last_disconnect"])
     for label, seconds in summary["seconds_per_label"].items():
         table.add_row(f"time {label}", f"{seconds:.0f} s")
+    for label, seconds in (summary["recorded_s"] or {}).items():
+        table.add_row(f"recorded {label}", f"{seconds:.1f} s in {summary['recorded_files']} file(s) in all")
     return table

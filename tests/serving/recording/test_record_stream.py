@@ -135,6 +135,34 @@ def test_a_label_message_starts_recording_mid_session(server: ServerProcess, inc
     assert len(frame) == 300 and frame["timestamp"].iloc[0] == 4.0
 
 
+def test_posture_stream_record_lands_as_a_labelled_file(server: ServerProcess, home: Path, incoming: Path) -> None:
+    args = ("--device", "sim:lying", "--speed", "4", "--duration", "4", "--json", "--device-id", "cli-1")
+    done = run_cli(
+        "stream", "--url", server.ws_url, *args, "--record", "--label", "lying", "--subject", "frank", home=home
+    )
+    summary = json.loads(done.stderr.strip().splitlines()[-1])
+    [entry] = wait_for_entries(incoming, "frank", 1)
+    assert summary["recorded_files"] == 1 and summary["recorded_s"] == {"lying": entry["samples"] / 50.0}
+    assert entry["samples"] >= 300 and entry["label"] == "lying"  # ~4 s at 4x speed: ~16 s of samples
+    frame = read(incoming / entry["file"])
+    assert len(frame) == entry["samples"] and set(frame["subject"]) == {"frank"}
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (("--record", "--label", "lying"), "--record needs --label and --subject"),
+        (("--label", "lying"), "add --record"),
+        (("--record", "--label", "dancing", "--subject", "gus"), "bad_record"),
+    ],
+)
+def test_posture_stream_record_refused_is_one_red_line(
+    server: ServerProcess, home: Path, args: tuple[str, ...], problem: str
+) -> None:
+    done = run_cli("stream", "--url", server.ws_url, "--device", "sim", "--json", *args, home=home, check=False)
+    assert done.returncode != 0 and problem in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_sigterm_writes_what_an_open_recording_holds(server: ServerProcess, incoming: Path) -> None:
     """Last in this module: it stops the module's server."""
 
