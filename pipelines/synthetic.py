@@ -16,7 +16,7 @@ simulator, not a measure of model quality on real recordings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -253,13 +253,18 @@ def generate_segment(
 
 
 def generate_sample_dataset(
-    n_subjects: int = 8, seconds_per_posture: float = 60.0, rate_hz: float = 50.0, seed: int = 0
+    n_subjects: int = 8,
+    seconds_per_posture: float = 60.0,
+    rate_hz: float = 50.0,
+    seed: int = 0,
+    adjust: Callable[[SubjectProfile], SubjectProfile] | None = None,
 ) -> "pd.DataFrame":
     """A labelled synthetic dataset: per subject one recording per posture plus two mixed ones.
 
     Recordings are named ``s01-walking``, ``s01-mixed-1`` (sitting, standing, walking,
     standing) and ``s01-mixed-2`` (lying, sitting, standing, running, walking; parts of
     half ``seconds_per_posture``); timestamps start at 0 in each. Deterministic per seed.
+    ``adjust`` changes each drawn wearer (pipelines.synthetic_shifts: another placement, gait).
     """
     import pandas as pd
 
@@ -271,6 +276,8 @@ def generate_sample_dataset(
         rng = np.random.default_rng(child)
         subject = f"s{number:02d}"
         profile = SubjectProfile.random(rng, subject)
+        if adjust is not None:
+            profile = adjust(profile)
         plans = {f"{subject}-{p}": [(p, seconds_per_posture)] for p in POSTURES}
         plans[f"{subject}-mixed-1"] = [(p, half) for p in ("sitting", "standing", "walking", "standing")]
         plans[f"{subject}-mixed-2"] = [(p, half) for p in ("lying", "sitting", "standing", "running", "walking")]

@@ -20,12 +20,16 @@ import contextlib
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from features.feature_sets import featurize
 from serving.metrics import ServerMetrics
 from serving.model_holder import ServedModel
+
+if TYPE_CHECKING:
+    from serving.drift.monitor import DriftMonitor
 
 
 class BatcherClosed(RuntimeError):
@@ -42,8 +46,15 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, metrics: ServerMetrics, tick_s: float = 0.004, max_windows: int = 256) -> None:
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        tick_s: float = 0.004,
+        max_windows: int = 256,
+        drift: DriftMonitor | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.drift = drift  # gets each batch's features and probabilities (serving/drift)
         self.tick_s = max(0.0, tick_s)
         self.max_windows = max(1, max_windows)
         self._pending: deque[_Job] = deque()
@@ -170,4 +181,6 @@ class MicroBatcher:
         self.metrics.predict.labels(served.name, served.version, served.engine.kind).observe(
             time.perf_counter() - featurized
         )
+        if self.drift is not None:
+            self.drift.record(served, features, probabilities)
         return probabilities

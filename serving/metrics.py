@@ -74,6 +74,31 @@ class ServerMetrics:
             ["model_name", "model_version"],
             registry=r,
         )
+        # Drift of each served version's rolling window from its reference profile (serving/drift).
+        self.drift_score = Gauge(
+            "posture_drift_score",
+            "Drift score at the last scoring: PSI per feature, JS distance of predicted labels, confidence drop.",
+            ["model_version", "kind", "feature"],
+            registry=r,
+        )
+        self.drift_alarm = Gauge(
+            "posture_drift_alarm",
+            "1 while a drift score has stayed above its threshold.",
+            ["model_version"],
+            registry=r,
+        )
+        self.drift_tracking = Gauge(
+            "posture_drift_tracking",
+            "1 when drift is tracked for the version; 0 when it carries no reference profile (trained before it).",
+            ["model_version"],
+            registry=r,
+        )
+        self.drift_retrains = Counter(
+            "posture_drift_retrains",
+            "Retrain runs asked for by drift alarms, by outcome (started, rate_limited, no_api, failed).",
+            ["outcome"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "model_info",
             "The model version being served (value 1).",

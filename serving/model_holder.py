@@ -7,6 +7,7 @@ one version and carries that version; a swap never interrupts a stream.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from features.drift_profile import PROFILE_FILE, DriftProfile, DriftProfileError
 from features.feature_sets import featurize
 from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
@@ -31,6 +33,7 @@ class ServedModel:
 
     loaded: LoadedModel
     engine: Any  # pipelines.inference.InferenceEngine: ONNX Runtime, else sklearn
+    drift_profile: DriftProfile | None = None  # the reference of drift tracking; None: not tracked
 
     @property
     def name(self) -> str:
@@ -71,9 +74,21 @@ class ServedModel:
 def load_served(uri: str, settings: ServerSettings) -> ServedModel:
     """Blocking: fetch the version ``uri`` points at and build its engine now, not mid-batch."""
     loaded = load_model(uri, settings)
-    served = ServedModel(loaded, loaded.engine)
+    served = ServedModel(loaded, loaded.engine, read_drift_profile(loaded))
     _warm_up(served)
     return served
+
+
+def read_drift_profile(loaded: LoadedModel) -> DriftProfile | None:
+    """The version's reference profile (beside spec.json); None when it has none or it is unreadable."""
+    path = loaded.local_dir / "extra_files" / PROFILE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return DriftProfile.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, DriftProfileError) as err:
+        log_event("drift_profile_unreadable", logging.WARNING, uri=loaded.uri, version=loaded.version, error=str(err))
+        return None
 
 
 def _warm_up(served: ServedModel) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from pipelines.registry import resolve_model_uri
 from serving.settings import ServerSettings
 from serving.batcher import MicroBatcher
+from serving.drift.monitor import DriftMonitor
+from serving.drift.retrain_trigger import RetrainTrigger
 from serving.edge.shared import Edge, build_edge
 from serving.live_accuracy_watch import watch_live_accuracy
 from serving.logs import log_event
@@ -140,7 +142,10 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
     )
     await store.start()
     metrics.watch_store(store)
-    batcher = MicroBatcher(metrics, settings.batch_tick_ms / 1000.0, settings.max_batch_windows)
+    trigger = RetrainTrigger(settings.drift_retrain_deployment, settings.drift_retrain_interval_s, metrics)
+    drift = DriftMonitor(settings, metrics, store.add_drift_scores, trigger)
+    drift.track(holder.current)  # says now, not at the first batch, when the version has no profile
+    batcher = MicroBatcher(metrics, settings.batch_tick_ms / 1000.0, settings.max_batch_windows, drift)
     batcher.start()
     runtime = Runtime(
         settings=settings,
@@ -161,6 +166,7 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))
     runtime.tasks.append(asyncio.create_task(_write_stats_forever(runtime), name="served-stats"))
     runtime.tasks.append(asyncio.create_task(watch_live_accuracy(settings, metrics), name="live-accuracy"))
+    runtime.tasks.append(asyncio.create_task(drift.run_forever(), name="drift-scorer"))
     _start_mqtt(runtime)
     served = holder.current
     # Start-up leaves ~300k long-lived objects (MLflow, sklearn, pydantic); moving them out

@@ -56,6 +56,30 @@ class ServerSettings(Settings):
     reload_interval_s: float = Field(
         10.0, description="How often the server checks the registry for a new champion (s)."
     )
+    # drift monitoring (README, "Drift monitoring"): a rolling window per model version
+    drift_window: int = Field(2000, ge=50, description="Predictions in each model version's rolling drift window.")
+    drift_step: int = Field(500, gt=0, description="New predictions between two drift scorings of a full window.")
+    drift_check_interval_s: float = Field(5.0, gt=0, description="How often the drift scorer looks for a due step (s).")
+    drift_psi_threshold: float = Field(
+        1.2,
+        gt=0,
+        description="PSI of a tracked feature above which it has drifted (new wearers of the sample: <= 0.9).",
+    )
+    drift_prediction_threshold: float = Field(
+        0.4, gt=0, description="Jensen-Shannon distance of predicted labels from the class prior that counts as drift."
+    )
+    drift_confidence_threshold: float = Field(
+        0.1, gt=0, description="Drop in mean confidence below the out-of-fold one that counts as drift."
+    )
+    drift_sustain_s: float = Field(
+        300.0, ge=0, description="A score must stay above its threshold this long to raise the drift alarm (s)."
+    )
+    drift_retrain_deployment: str = Field(
+        "retrain/retrain", description="Prefect deployment (flow/name) a drift alarm runs, with PREFECT_API_URL set."
+    )
+    drift_retrain_interval_s: float = Field(
+        86400.0, ge=0, description="Drift alarms start a retrain run at most once per this interval (s)."
+    )
     max_frame_bytes: int = Field(65536, description="Largest stream frame; bigger ones close the session (1009).")
     max_samples_per_frame: int = Field(1000, description="Rows one stream frame may carry.")
     max_upsampling: float = Field(

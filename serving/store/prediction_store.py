@@ -36,9 +36,11 @@ from serving.store.failures import is_data_error
 from serving.store.quarantine import Quarantine, unstorable
 from serving.store.records import (
     ConnectionRecord,
+    DriftRecord,
     FeedbackRecord,
     PredictionRecord,
     connection_row,
+    drift_row,
     feedback_row,
     metric_rows,
     prediction_row,
@@ -142,6 +144,9 @@ class PredictionStore:
 
     def add_feedback(self, record: FeedbackRecord) -> None:
         self._enqueue([("feedback", feedback_row(record, self._anon_key))])
+
+    def add_drift_scores(self, records: list[DriftRecord]) -> None:
+        self._enqueue([("drift_scores", drift_row(record)) for record in records])
 
     def _enqueue(self, items: list[Item]) -> None:
         if self._closed:

@@ -56,6 +56,22 @@ class FeedbackRecord:
     time_to: datetime | None = None
 
 
+@dataclass
+class DriftRecord:
+    """One score of a drift scoring (serving/drift/monitor.py); ``bins`` only for feature scores."""
+
+    time: datetime
+    model_name: str
+    model_version: str
+    kind: str
+    feature: str
+    score: float
+    threshold: float
+    alarm: bool
+    windows: int
+    bins: dict[str, list[float]] | None = None
+
+
 def _text(value: object) -> str | None:
     # Plain str (not UUIDs, numpy strings...): every queued row must be JSON for the spool.
     return None if value is None else str(value)
@@ -124,4 +140,22 @@ def feedback_row(record: FeedbackRecord, anon_key: str) -> dict[str, Any]:
         "time_from": as_utc(record.time_from),
         "time_to": as_utc(record.time_to),
         "label": _text(record.label),
+    }
+
+
+def drift_row(record: DriftRecord) -> dict[str, Any]:
+    bins = None
+    if record.bins is not None:
+        bins = {key: [_finite(v) for v in values] for key, values in record.bins.items()}
+    return {
+        "time": as_utc(record.time),
+        "model_name": _text(record.model_name),
+        "model_version": _text(record.model_version),
+        "kind": _text(record.kind),
+        "feature": _text(record.feature),
+        "score": _finite(record.score),
+        "threshold": float(record.threshold),
+        "alarm": bool(record.alarm),
+        "windows": int(record.windows),
+        "bins": bins,
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, Integer, MetaData, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -113,6 +113,28 @@ class Feedback(Base):
     label: Mapped[str] = mapped_column(String())
 
 
+class DriftScore(Base):
+    """One drift score of a model version's rolling window at one scoring (serving/drift):
+    ``kind`` feature (PSI of ``feature``), prediction (label shares against the class prior)
+    or confidence (drop in mean confidence). ``bins`` holds, for feature rows, the bin edges
+    and the reference and live shares that `posture drift report` plots."""
+
+    __tablename__ = "drift_scores"
+    __table_args__ = (Index(None, "time"), Index(None, "model_name", "model_version"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(Timestamp)
+    model_name: Mapped[str] = mapped_column(String())
+    model_version: Mapped[str] = mapped_column(String())
+    kind: Mapped[str] = mapped_column(String(16))
+    feature: Mapped[str] = mapped_column(String())
+    score: Mapped[float | None] = mapped_column(Float)  # NULL when too few finite values to say
+    threshold: Mapped[float] = mapped_column(Float)
+    alarm: Mapped[bool] = mapped_column(Boolean)  # the version's alarm after this scoring
+    windows: Mapped[int] = mapped_column(Integer)
+    bins: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+
 class ApiKey(Base):
     """API keys for the server's auth (only the hash is kept)."""
 
@@ -123,6 +145,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String())
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    scopes: Mapped[str | None] = mapped_column(String())  # space-separated (serving.store.api_keys.KEY_SCOPES)
 
 
 class SpooledBatch(Base):

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.store.bounded import bounded_transaction
 from serving.store.schema import Connection as ConnectionRow
-from serving.store.schema import Feedback, ModelMetric, Prediction, SpooledBatch
+from serving.store.schema import DriftScore, Feedback, ModelMetric, Prediction, SpooledBatch
 from serving.store.spool import Item
 
 PREDICTION_COLUMNS = (
@@ -57,6 +57,7 @@ def write_items(conn: Connection, items: list[Item]) -> None:
         "connections": [],
         "model_metrics": [],
         "feedback": [],
+        "drift_scores": [],
     }
     for table, row in items:
         by_table[table].append(row)
@@ -68,6 +69,8 @@ def write_items(conn: Connection, items: list[Item]) -> None:
         conn.execute(insert(ModelMetric), by_table["model_metrics"])
     if by_table["feedback"]:
         conn.execute(insert(Feedback), by_table["feedback"])
+    if by_table["drift_scores"]:
+        conn.execute(insert(DriftScore), by_table["drift_scores"])
 
 
 def _insert_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
