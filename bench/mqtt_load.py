@@ -33,8 +33,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,14 +42,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_home import bench_home  # noqa: E402
 from bench_serve_http import (  # noqa: E402
     ServerProcess,
     free_port,
     group_cpu_seconds,
     load_average,
     posture_server,
-    prepare_home,
-    recording_samples,
     scrape,
 )
 
@@ -70,22 +67,6 @@ def windows_of(samples: int) -> int:
 # -- publishers and the receiver (separate processes) ------------------------------------------
 
 
-def _client(name: str, port: int) -> Any:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(0)
-    client.max_queued_messages_set(0)
-    connected = threading.Event()
-    client.on_connect = lambda *_: connected.set()
-    client.connect("127.0.0.1", port, 60)
-    client.loop_start()
-    if not connected.wait(30):
-        raise RuntimeError("no CONNACK from the bench's broker")
-    return client
-
-
 def publisher(cfg: dict[str, Any], control: Any, results: Any) -> None:
     try:
         results.put(_publish(cfg, control, results))
@@ -93,86 +74,121 @@ def publisher(cfg: dict[str, Any], control: Any, results: Any) -> None:
         results.put({"kind": "failed", "error": repr(err)})
 
 
+def _frames(cfg: dict[str, Any]) -> list[list[bytes]]:
+    """Each recording cut into frames of ``rows`` samples: JSON text of the rows, or float32 bytes."""
+    rows, data = cfg["rows"], np.load(cfg["recordings"])
+    recordings = [data[k] for k in data.files]
+    if cfg["binary"]:
+        return [[r[i : i + rows].astype("<f4").tobytes() for i in range(0, len(r) - rows, rows)] for r in recordings]
+    rounded = [np.round(r.astype(np.float64), 4) for r in recordings]
+    return [[json.dumps(r[i : i + rows].tolist()).encode() for i in range(0, len(r) - rows, rows)] for r in rounded]
+
+
 def _publish(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, Any]:
-    rows, period = cfg["rows"], cfg["rows"] / RATE_HZ
-    data = np.load(cfg["recordings"])
-    recordings = [np.round(data[k].astype(np.float64), 4) for k in data.files]
-    rendered = [[json.dumps(r[i : i + rows].tolist()) for i in range(0, len(r) - rows, rows)] for r in recordings]
+    from mqtt_wire import PUBACK, WireClient, publish, text
+
+    rows, period, binary = cfg["rows"], cfg["rows"] / RATE_HZ, cfg["binary"]
+    rendered = _frames(cfg)
     rng = random.Random(cfg["seed"])
-    client = _client(f"bench-pub-{cfg['seed']}", cfg["port"])
+    client = WireClient(cfg["port"], f"bench-pub-{cfg['seed']}")
     ids = cfg["device_ids"]
     frames = [rendered[rng.randrange(len(rendered))] for _ in ids]
     offsets = [rng.randrange(len(f)) for f in frames]
-    hellos = [client.publish(f"posture/{d}/hello", b'{"type":"hello","rate_hz":50}', qos=1, retain=True) for d in ids]
-    for info in hellos:
-        info.wait_for_publish(60)
+    topics = [text(f"posture/{d}/{'imu-f32' if binary else 'imu'}") for d in ids]
+    hello = b'{"type":"hello","rate_hz":50}'
+    client.sock.sendall(b"".join(publish(text(f"posture/{d}/hello"), client.next_mid(), hello, True) for d in ids))
+    acked = 0
+    while acked < len(ids):
+        acked += sum(1 for first, _ in client.packets(block=True) if first == PUBACK)
     results.put({"kind": "ready"})
     start = control.get()
+    cpu0 = time.process_time()  # the streaming's CPU, not the set-up's
     stop = start + cfg["seconds"]
-    due = [(start + rng.uniform(0, 1.0), i) for i in range(len(ids))]  # random phase within the hop
+    first_due = [start + rng.uniform(0, 1.0) for _ in ids]  # random phase within the hop
+    due = [(at, i) for i, at in enumerate(first_due)]
     heapq.heapify(due)
-    sent = [0] * len(ids)
-    last: list[Any] = [None] * len(ids)  # each device's latest publish
-    lags = []
+    sent, lags = [0] * len(ids), []
     while due:
-        at, i = heapq.heappop(due)
-        if at >= stop:
-            continue
-        delay = at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        lags.append(time.monotonic() - at)
-        samples = frames[i][(offsets[i] + sent[i]) % len(frames[i])]
-        payload = f'{{"samples":{samples},"t0":{at - period:.6f}}}'
-        last[i] = client.publish(f"posture/{ids[i]}/imu", payload, qos=1)
-        sent[i] += 1
-        heapq.heappush(due, (at + period, i))
-    deadline = time.monotonic() + 30  # every device's last frame acknowledged before the disconnect
-    while not all(info is None or info.is_published() for info in last) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    client.disconnect()
-    client.loop_stop()
+        now, burst = time.monotonic(), bytearray()
+        while due and due[0][0] <= now:  # every frame due by now leaves in one write
+            at, i = heapq.heappop(due)
+            if at >= stop:
+                continue
+            lags.append(now - at)
+            samples = frames[i][(offsets[i] + sent[i]) % len(frames[i])]
+            body = samples if binary else b'{"samples":%s,"t0":%.6f}' % (samples, at - period)
+            burst += publish(topics[i], client.next_mid(), body)
+            sent[i] += 1
+            heapq.heappush(due, (at + period, i))
+        if burst:
+            client.sock.sendall(burst)
+        acked += sum(1 for first, _ in client.packets() if first == PUBACK)
+        if due:
+            time.sleep(max(0.0, due[0][0] - time.monotonic()))
+    deadline = time.monotonic() + 30  # every frame acknowledged before the disconnect
+    while acked < len(ids) + sum(sent) and time.monotonic() < deadline:
+        acked += sum(1 for first, _ in client.packets(block=True) if first == PUBACK)
+    client.close()
     return {
         "kind": "done",
         "frames": sum(sent),
-        "expected": sum(windows_of(s * rows) for s in sent),
+        "unacked": len(ids) + sum(sent) - acked,
+        "expected": sum(windows_of(n * rows) for n in sent),
+        "first_due": dict(zip(cfg["indices"], first_due)),
         "lag_p99_ms": float(np.percentile(lags, 99)) * 1000 if lags else 0.0,
-        "cpu_s": time.process_time(),
+        "cpu_s": time.process_time() - cpu0,
     }
 
 
 def receiver(port: int, control: Any, results: Any) -> None:
+    """Every prediction: (device index, window_start, when received, the server's latency_ms)."""
+    import queue
+
     import orjson
+    from mqtt_wire import PUBLISH, WireClient, puback, published
 
-    got: dict[tuple[str, float], int] = {}
-    latencies: list[float] = []
-    server_ms: list[float] = []
-
-    def on_message(_c: Any, _u: Any, message: Any) -> None:
-        now = time.monotonic()
-        body = orjson.loads(message.payload)
-        key = (message.topic, body["window_start"])
-        got[key] = got.get(key, 0) + 1
-        latencies.append(now - body["window_end"])
-        server_ms.append(body["latency_ms"])
-
-    client = _client(f"bench-recv-{os.getpid()}", port)
-    client.on_message = on_message
-    client.subscribe("posture/+/prediction", qos=1)
+    client = WireClient(port, f"bench-recv-{os.getpid()}")
+    client.sock.settimeout(0.2)
+    client.subscribe("posture/+/prediction")
+    got: list[tuple[int, float, float, float]] = []
     results.put({"kind": "ready"})
-    control.get()
-    client.disconnect()
-    client.loop_stop()
+    cpu0 = time.process_time()
+    while True:
+        acks = []
+        for first, body in client.packets(block=True):
+            if first & 0xF0 != PUBLISH:
+                continue
+            now = time.monotonic()
+            topic, mid, message = published(body)
+            prediction = orjson.loads(message)
+            device = int(topic.split(b"/")[1].rpartition(b"d")[2])
+            got.append((device, prediction["window_start"], now, prediction["latency_ms"]))
+            acks.append(puback(mid))
+        if acks:
+            client.sock.sendall(b"".join(acks))
+        try:
+            control.get_nowait()
+            break
+        except queue.Empty:
+            pass
+    client.close()
     results.put(
-        {
-            "kind": "received",
-            "windows": len(got),
-            "duplicates": sum(c - 1 for c in got.values()),
-            "latencies": np.asarray(latencies, np.float32),
-            "server_ms": np.asarray(server_ms, np.float32),
-            "cpu_s": time.process_time(),
-        }
+        {"kind": "received", "got": np.asarray(got, np.float64).reshape(-1, 4), "cpu_s": time.process_time() - cpu0}
     )
+
+
+def latencies(got: np.ndarray, first_due: dict[int, float], rows: int, binary: bool) -> np.ndarray:
+    """Seconds from when the frame completing each window was due to its prediction's arrival.
+
+    Window k of a device ends at sample WINDOW + k * HOP, which frame j = ceil(that / rows) - 1
+    brings; that frame was due at the device's first due time + j frame periods. A JSON
+    session's timeline starts at the first frame's t0 (its due time - a period), a binary one's at 0."""
+    period = rows / RATE_HZ
+    first = np.asarray([first_due[int(d)] for d in got[:, 0]])
+    origin = np.zeros_like(first) if binary else first - period
+    k = np.rint((got[:, 1] - origin) / (HOP / RATE_HZ))
+    j = np.ceil((WINDOW + HOP * k) / rows) - 1
+    return got[:, 2] - (first + j * period)
 
 
 # -- the parent ---------------------------------------------------------------------------------
@@ -197,7 +213,9 @@ def run_step(n: int, args: argparse.Namespace, port: int, server: ServerProcess,
         cfg = {
             "port": port,
             "device_ids": [f"r{args.rows}n{n}d{i}" for i in part.tolist()],
+            "indices": part.tolist(),
             "rows": args.rows,
+            "binary": args.binary,
             "seconds": args.step_seconds,
             "recordings": str(recordings),
             "seed": n * 100 + index,
@@ -228,17 +246,22 @@ def run_step(n: int, args: argparse.Namespace, port: int, server: ServerProcess,
     deadline = time.monotonic() + 30
     while (rows := count_rows(engine) - rows_before) < expected and time.monotonic() < deadline:
         time.sleep(0.25)
-    latencies = got["latencies"] * 1000.0
+    first_due = {i: at for d in done for i, at in d["first_due"].items()}
+    windows = got["got"]
+    received = len(np.unique(windows[:, :2], axis=0))
+    latency_ms = latencies(windows, first_due, args.rows, args.binary) * 1000.0
+    server_ms = windows[:, 3]
     step = {
         "n": n,
         "frames": frames,
         "expected": expected,
-        "received": got["windows"],
-        "duplicates": got["duplicates"],
+        "received": received,
+        "duplicates": len(windows) - received,
+        "unacked": sum(d["unacked"] for d in done),
         "rows": rows,
-        "p50": float(np.percentile(latencies, 50)) if len(latencies) else float("nan"),
-        "p99": float(np.percentile(latencies, 99)) if len(latencies) else float("nan"),
-        "server_p99": float(np.percentile(got["server_ms"], 99)) if len(got["server_ms"]) else float("nan"),
+        "p50": float(np.percentile(latency_ms, 50)) if len(latency_ms) else float("nan"),
+        "p99": float(np.percentile(latency_ms, 99)) if len(latency_ms) else float("nan"),
+        "server_p99": float(np.percentile(server_ms, 99)) if len(server_ms) else float("nan"),
         "lag_p99": max(d["lag_p99_ms"] for d in done),
         "server_cores": server_cpu / args.step_seconds,
         "us_per_frame": server_cpu * 1e6 / max(1, frames),
@@ -247,7 +270,11 @@ def run_step(n: int, args: argparse.Namespace, port: int, server: ServerProcess,
         "load": load,
     }
     step["holds"] = (
-        step["p99"] < args.p99_ms and step["received"] == expected > 0 and rows == expected and not step["duplicates"]
+        step["p99"] < args.p99_ms
+        and step["received"] == expected > 0
+        and rows == expected
+        and not step["duplicates"]
+        and not step["unacked"]
     )
     for process, _ in shards:
         process.join(10)
@@ -273,7 +300,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=50, help="Samples per frame (50: 1 frame/s; 10: 5 frames/s).")
     parser.add_argument("--steps", default="1000,2500,5000,7500,10000", help="Device counts of the ramp.")
     parser.add_argument("--step-seconds", type=float, default=15.0)
-    parser.add_argument("--shards", type=int, default=1, help="Publisher processes.")
+    parser.add_argument("--shards", type=int, default=1, help="Publisher processes (one connection each: a gateway).")
+    parser.add_argument("--binary", action="store_true", help="float32 rows to .../imu-f32 instead of JSON frames.")
     parser.add_argument("--p99-ms", type=float, default=100.0)
     parser.add_argument("--keep-going", action="store_true")
     parser.add_argument("--ws-steps", default="", help="Also run bench/ws_load.py with these steps (10-row frames).")
@@ -283,72 +311,73 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    print(f"load average at start: {load_average()}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-mqtt-load-"))
-    home = args.home.resolve() if args.home else tmp / "home"
-    port = free_port()
-    (tmp / "mosquitto.conf").write_text(BROKER_CONFIG.format(port=port))
-    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(tmp / "mosquitto.conf")])
-    server = None
-    try:
-        prepare_home(home)
-        recordings = tmp / "recordings.npz"
-        np.savez(recordings, *recording_samples(home))
-        env = {"POSTURE_MQTT_URL": f"mqtt://127.0.0.1:{port}", "POSTURE_MQTT_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
-        server = posture_server(home, 1, tmp / "serve", env)
-        server.wait_ready()
-        time.sleep(2.0)  # the bridge connects and subscribes
-        from serving.store.db import make_engine
+    broker = server = None
+    with bench_home("bench-mqtt-load-", args.home) as setup:
+        try:
+            port = free_port()
+            (setup.tmp / "mosquitto.conf").write_text(BROKER_CONFIG.format(port=port))
+            broker = subprocess.Popen(
+                [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(setup.tmp / "mosquitto.conf")]
+            )
+            env = {"POSTURE_MQTT_URL": f"mqtt://127.0.0.1:{port}", "POSTURE_MQTT_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
+            server = posture_server(setup.home, 1, setup.tmp / "serve", env)
+            server.wait_ready()
+            time.sleep(2.0)  # the bridge connects and subscribes
+            from serving.store.db import make_engine
 
-        engine = make_engine(f"sqlite:///{tmp / 'serve' / 'predictions.db'}")
-        steps = []
-        for n in (int(x) for x in args.steps.split(",")):
-            step = run_step(n, args, port, server, engine, recordings)
-            print_step(step, args.rows)
-            steps.append(step)
-            if not step["holds"] and not args.keep_going:
-                break
-        held = [s for s in steps if s["holds"]]
-        best = max(held, key=lambda s: s["n"]) if held else None
-        frames_per_device_s = RATE_HZ / args.rows
-        if best:
-            cores = best["us_per_frame"] * frames_per_device_s * 100_000 / 1e6
+            engine = make_engine(f"sqlite:///{setup.tmp / 'serve' / 'predictions.db'}")
             print(
-                f"largest N held with {args.rows}-row frames: {best['n']} devices (p99 {best['p99']:.1f} ms, "
-                f"{best['received']} windows, {best['rows']} rows); server CPU {best['us_per_frame']:.0f} us/frame "
-                f"-> 100,000 devices at {frames_per_device_s:g} frames/s need ~{cores:.1f} cores of posture, "
-                f"partitioned over instances (the broker's own CPU not included)",
+                f"{'float32' if args.binary else 'JSON'} frames of {args.rows} rows, {args.shards} publisher "
+                f"connection(s), ramp {args.steps} devices, {args.step_seconds:g} s each",
                 flush=True,
             )
-        else:
-            print(f"no step held with {args.rows}-row frames", flush=True)
-        status = server.stop()
-        print(f"posture exited {status} after SIGTERM; load average at end {load_average()}", flush=True)
-        server = None
-        engine.dispose()
-        if args.ws_steps:
-            print(f"bench/ws_load.py --steps {args.ws_steps} (10-row frames), same machine, same run:", flush=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(Path(__file__).parent / "ws_load.py"),
-                    "--steps",
-                    args.ws_steps,
-                    "--step-seconds",
-                    str(args.step_seconds),
-                    "--peer-devices",
-                    "",
-                    "--home",
-                    str(home),
-                ],
-                check=False,
-            )
-    finally:
-        if server is not None:
-            server.stop()
-        broker.terminate()
-        broker.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+            steps = []
+            for n in (int(x) for x in args.steps.split(",")):
+                step = run_step(n, args, port, server, engine, setup.recordings)
+                print_step(step, args.rows)
+                steps.append(step)
+                if not step["holds"] and not args.keep_going:
+                    break
+            summarize(steps, args)
+            status = server.stop()
+            print(f"posture exited {status} after SIGTERM; load average at end {load_average()}", flush=True)
+            server = None
+            engine.dispose()
+            if args.ws_steps:
+                run_ws_load(args, setup.home)
+        finally:
+            if server is not None:
+                server.stop()
+            if broker is not None:
+                broker.terminate()
+                broker.wait(10)
+
+
+def summarize(steps: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    held = [s for s in steps if s["holds"]]
+    best = max(held, key=lambda s: s["n"]) if held else None
+    frames_per_device_s = RATE_HZ / args.rows
+    for step in [best] if best else steps:
+        cores = step["us_per_frame"] * frames_per_device_s * 100_000 / 1e6
+        print(
+            f"{'largest N held' if best else 'no step held; at'} with {args.rows}-row frames: {step['n']} devices "
+            f"(p99 {step['p99']:.1f} ms, {step['received']} windows, {step['rows']} rows, load {step['load']:.1f}); "
+            f"server CPU {step['us_per_frame']:.0f} us/frame -> 100,000 devices at {frames_per_device_s:g} frames/s "
+            f"need ~{cores:.0f} cores of posture, partitioned over instances (the broker's own CPU not included)",
+            flush=True,
+        )
+
+
+def run_ws_load(args: argparse.Namespace, home: Path) -> None:
+    """bench/ws_load.py in the same run, for its 10-sample frames (JSON, or float32 with --binary)."""
+    print(f"bench/ws_load.py --steps {args.ws_steps} (10-row frames), same machine, same run:", flush=True)
+    command = [sys.executable, str(Path(__file__).parent / "ws_load.py"), "--steps", args.ws_steps]
+    command += ["--step-seconds", str(args.step_seconds), "--peer-devices", "", "--home", str(home)]
+    if args.keep_going:
+        command.append("--keep-going")
+    if args.binary:
+        command.append("--binary")
+    subprocess.run(command, check=False)
 
 
 if __name__ == "__main__":

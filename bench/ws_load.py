@@ -49,9 +49,7 @@ import json
 import multiprocessing as mp
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -63,6 +61,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_home import bench_home  # noqa: E402
 from bench_serve_http import (  # noqa: E402
     ServerProcess,
     bench_env,
@@ -70,8 +69,6 @@ from bench_serve_http import (  # noqa: E402
     group_cpu_seconds,
     load_average,
     posture_server,
-    prepare_home,
-    recording_samples,
     scrape,
 )
 
@@ -622,70 +619,67 @@ def ramp(args: argparse.Namespace, server: ServerProcess, engine: Any, recording
 def main() -> None:
     args = parse_args()
     begun = time.perf_counter()
-    print(f"load average at start: {load_average()}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ws-load-"))
-    home = args.home.resolve() if args.home else tmp / "home"
     servers: list[ServerProcess] = []
-    try:
-        prepare_home(home)
-        recordings = tmp / "recordings.npz"
-        np.savez(recordings, *recording_samples(home))
-        extra = {"POSTURE_DATABASE_URL": args.database_url} if args.database_url else {}
-        server = posture_server(home, args.workers, tmp / "serve", extra)
-        servers.append(server)
-        server.wait_ready()
-        spec = json.load(urllib.request.urlopen(f"http://127.0.0.1:{server.port}/v1/models"))["models"][0]["spec"]
-        if (spec["window_samples"], spec["hop_samples"], spec["rate_hz"]) != (WINDOW, HOP, RATE_HZ):
-            raise SystemExit(f"the bench assumes window {WINDOW}, hop {HOP} at {RATE_HZ} Hz; the model has {spec}")
-        from serving.store.db import make_engine
+    with bench_home("bench-ws-load-", args.home) as setup:
+        try:
+            tmp, home, recordings = setup.tmp, setup.home, setup.recordings
+            extra = {"POSTURE_DATABASE_URL": args.database_url} if args.database_url else {}
+            server = posture_server(home, args.workers, tmp / "serve", extra)
+            servers.append(server)
+            server.wait_ready()
+            spec = json.load(urllib.request.urlopen(f"http://127.0.0.1:{server.port}/v1/models"))["models"][0]["spec"]
+            if (spec["window_samples"], spec["hop_samples"], spec["rate_hz"]) != (WINDOW, HOP, RATE_HZ):
+                raise SystemExit(f"the bench assumes window {WINDOW}, hop {HOP} at {RATE_HZ} Hz; the model has {spec}")
+            from serving.store.db import make_engine
 
-        engine = make_engine(args.database_url or f"sqlite:///{tmp / 'serve' / 'predictions.db'}")
-        print(
-            f"posture serve --workers {args.workers} (pid {server.process.pid}) ready in {server.ready_after_s:.0f} s; "
-            f"ramp {args.steps} devices, {args.step_seconds:g} s each, {args.shards} client processes",
-            flush=True,
-        )
-        rows_at_start = count_rows(engine)
-        steps = ramp(args, server, engine, recordings)
-        status = server.stop()  # SIGTERM: sessions are closed, the store flushes
-        final_rows = count_rows(engine) - rows_at_start
-        engine.dispose()
-        peers = []
-        wanted = args.peer_devices.replace("auto", f"{steps[-1]['n']},2000")
-        for n in sorted({int(x) for x in wanted.split(",") if x.strip()}):
-            bare = bare_server(home, tmp)
-            servers.append(bare)
-            bare.wait_ready()
-            peer = run_clients(n, args, bare, recordings)
-            print("  peer (bare uvicorn + Starlette):", end="")
-            print_step(peer)
-            peers.append(peer)
-            bare.stop()
-        held = [s["n"] for s in steps if s["holds"]]
-        held_server = [
-            s["n"] for s in steps if s["server_p99"] < args.p99_ms and s["received"] == s["expected"] and s["lost"] == 0
-        ]
-        notes = [
-            f"largest N held (client p99 < {args.p99_ms:g} ms, every prediction, no row lost): "
-            f"{max(held) if held else 'none'}; by the server's own latency_ms: "
-            f"{max(held_server) if held_server else 'none'}  (target: 2,000 devices on two cores, no row lost)",
-            "p50/p99/max: from just before the client sends the frame that completes a window to the client task "
-            "having that window's prediction; server p50/p99: the prediction's latency_ms (frame arrival to "
-            "prediction ready). send lag: how late the clients sent frames against the 50 Hz schedule.",
-            "rows: predictions-table rows (source ws) added during the step, counted after the store flushed; "
-            "'server made' = /metrics model_predictions (one worker only); rows lost = made (or received) - rows.",
-            f"after SIGTERM (exit {status}) the store holds {final_rows} ws rows; the steps counted "
-            f"{sum(s['rows'] for s in steps)}, the clients received {sum(s['received'] for s in steps)}.",
-            budget_note(steps, peers),
-            f"clients ({args.shards} processes) and the server share this machine's {os.cpu_count()} cores, and other "
-            f"engineers' jobs ran too: 'client cores'/'server cores' = CPU used / step time. Load average at end "
-            f"{load_average()}; total bench time {time.perf_counter() - begun:.0f} s",
-        ]
-        report(steps, peers, args, notes)
-    finally:
-        for server in servers:
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+            engine = make_engine(args.database_url or f"sqlite:///{tmp / 'serve' / 'predictions.db'}")
+            print(
+                f"posture serve --workers {args.workers} (pid {server.process.pid}) ready in {server.ready_after_s:.0f} s; "
+                f"ramp {args.steps} devices, {args.step_seconds:g} s each, {args.shards} client processes",
+                flush=True,
+            )
+            rows_at_start = count_rows(engine)
+            steps = ramp(args, server, engine, recordings)
+            status = server.stop()  # SIGTERM: sessions are closed, the store flushes
+            final_rows = count_rows(engine) - rows_at_start
+            engine.dispose()
+            peers = []
+            wanted = args.peer_devices.replace("auto", f"{steps[-1]['n']},2000")
+            for n in sorted({int(x) for x in wanted.split(",") if x.strip()}):
+                bare = bare_server(home, tmp)
+                servers.append(bare)
+                bare.wait_ready()
+                peer = run_clients(n, args, bare, recordings)
+                print("  peer (bare uvicorn + Starlette):", end="")
+                print_step(peer)
+                peers.append(peer)
+                bare.stop()
+            held = [s["n"] for s in steps if s["holds"]]
+            held_server = [
+                s["n"]
+                for s in steps
+                if s["server_p99"] < args.p99_ms and s["received"] == s["expected"] and s["lost"] == 0
+            ]
+            notes = [
+                f"largest N held (client p99 < {args.p99_ms:g} ms, every prediction, no row lost): "
+                f"{max(held) if held else 'none'}; by the server's own latency_ms: "
+                f"{max(held_server) if held_server else 'none'}  (target: 2,000 devices on two cores, no row lost)",
+                "p50/p99/max: from just before the client sends the frame that completes a window to the client task "
+                "having that window's prediction; server p50/p99: the prediction's latency_ms (frame arrival to "
+                "prediction ready). send lag: how late the clients sent frames against the 50 Hz schedule.",
+                "rows: predictions-table rows (source ws) added during the step, counted after the store flushed; "
+                "'server made' = /metrics model_predictions (one worker only); rows lost = made (or received) - rows.",
+                f"after SIGTERM (exit {status}) the store holds {final_rows} ws rows; the steps counted "
+                f"{sum(s['rows'] for s in steps)}, the clients received {sum(s['received'] for s in steps)}.",
+                budget_note(steps, peers),
+                f"clients ({args.shards} processes) and the server share this machine's {os.cpu_count()} cores, and other "
+                f"engineers' jobs ran too: 'client cores'/'server cores' = CPU used / step time. Load average at end "
+                f"{load_average()}; total bench time {time.perf_counter() - begun:.0f} s",
+            ]
+            report(steps, peers, args, notes)
+        finally:
+            for server in servers:
+                server.stop()
 
 
 if __name__ == "__main__":

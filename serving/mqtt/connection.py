@@ -5,6 +5,12 @@ paho does the protocol (MQTT 5, QoS 1 retries, keep-alive); the loop watches its
 costs one callback in the loop that serves HTTP and WebSocket, and nothing crosses a thread.
 Only the blocking TCP/TLS connect runs in a worker thread.
 
+Socket I/O is batched (``BatchedClient``): paho reads each packet's header a byte per
+``recv()`` and sends each packet with its own ``send()``, which at thousands of messages a
+second was ~15% of the server's CPU (bench/mqtt_load.py under py-spy). Here reads come out
+of one large ``recv()``, and what paho writes in a turn of the loop (the PUBACKs of a burst
+of frames, the predictions of a batch) leaves in one ``send()``.
+
 The broker session is persistent: clean start off, a session expiry interval and a stable
 client id, so QoS 1 frames published while posture is away are queued by the broker and
 delivered when it reconnects (subscriptions are renewed at each connect all the same, which
@@ -17,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -36,6 +41,8 @@ BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 10.0
 MAX_INFLIGHT_OUT = 1000  # our QoS 1 publishes awaiting PUBACK (paho's default of 20 throttles predictions)
 RECEIVE_MAXIMUM = 65535  # the broker's QoS 1 messages in flight to us
 READ_BURST = 512  # packets read per readable event at most, so writes and other work still get turns
+READ_SIZE = 256 * 1024  # bytes taken from the socket at once
+WRITE_SIZE = 256 * 1024  # bytes handed to the socket at once
 
 OnMessage = Callable[[mqtt.MQTTMessage], None]
 
@@ -60,7 +67,9 @@ class BrokerConnection:
         self._unacked: set[int] = set()  # mids of our QoS 1 publishes without PUBACK yet
         self._misc: asyncio.Task[None] | None = None
         self._runner: asyncio.Task[None] | None = None
-        client = self.client = mqtt.Client(
+        self._write_due = False  # a write is scheduled for this turn of the loop
+        self._writer: Any = None  # the socket watched for writability while the kernel's buffer is full
+        client = self.client = BatchedClient(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=False
         )
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
@@ -135,7 +144,7 @@ class BrokerConnection:
                 await self._runner
         if self.connected.is_set():
             self.client.disconnect()
-            self.client.loop_write()
+            self._write()
         if self._misc is not None:
             self._misc.cancel()
 
@@ -192,14 +201,38 @@ class BrokerConnection:
         def unwatch() -> None:
             self._loop.remove_reader(sock)
             self._loop.remove_writer(sock)
+            if self._writer is sock:
+                self._writer = None
 
         self._in_loop(unwatch)
 
     def _on_register_write(self, client: mqtt.Client, _u: object, sock: Any) -> None:
-        self._in_loop(lambda: self._loop.add_writer(sock, client.loop_write))
+        """paho has packets to send: write them once this turn's callbacks have queued theirs."""
+
+        def due() -> None:
+            if not self._write_due:
+                self._write_due = True
+                self._loop.call_soon(self._write)
+
+        self._in_loop(due)
 
     def _on_unregister_write(self, client: mqtt.Client, _u: object, sock: Any) -> None:
-        self._in_loop(lambda: void(self._loop.remove_writer(sock)))
+        """Nothing to do: ``_write`` watches the socket itself while bytes wait."""
+
+    def _write(self) -> None:
+        """paho's queued packets into the buffer, the buffer into the socket; what the kernel
+        cannot take yet waits for the socket to be writable."""
+        self._write_due = False
+        client = self.client
+        client.loop_write()
+        done = client.send_buffered()
+        sock = client.socket()
+        if not done and sock is not None and self._writer is None:
+            self._writer = sock
+            self._loop.add_writer(sock, self._write)
+        elif done and self._writer is not None:
+            self._loop.remove_writer(self._writer)
+            self._writer = None
 
     def _readable(self) -> None:
         """Read what the socket holds, up to READ_BURST packets: paho's loop_read takes one packet
@@ -208,7 +241,7 @@ class BrokerConnection:
         for _ in range(READ_BURST):
             client.loop_read()
             sock = client.socket()
-            if sock is None or self._paused or not _has_data(sock):
+            if sock is None or self._paused or not (client.buffered() or _tls_pending(sock)):
                 return
 
     async def _misc_loop(self) -> None:
@@ -217,17 +250,56 @@ class BrokerConnection:
             await asyncio.sleep(1.0)
 
 
-def _has_data(sock: Any) -> bool:
-    """Whether more bytes wait: TLS records already decrypted, or bytes in the socket."""
-    if isinstance(sock, ssl.SSLSocket):
-        return sock.pending() > 0  # a record not yet read wakes the selector again
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
-    except (BlockingIOError, ssl.SSLWantReadError):
-        return False
-    except OSError:
-        return True  # let loop_read meet the error and report the lost connection
+def _tls_pending(sock: Any) -> bool:
+    """TLS records already decrypted wait in the SSL object, where the selector cannot see them."""
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
 
-def void(_result: object) -> None:
-    """A call's result dropped, for callbacks that must return None."""
+class BatchedClient(mqtt.Client):
+    """paho's client with batched socket I/O (paho-mqtt 2's ``_sock_recv``/``_sock_send``, the
+    two calls through which it reads and writes). Used from the event loop's thread only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._io_sock: Any = None  # the socket the buffers belong to: a new connection starts them afresh
+        self._in = memoryview(b"")
+        self._out = bytearray()
+
+    def buffered(self) -> bool:
+        """Whether bytes already read wait for paho."""
+        return len(self._in) > 0 and self._sock is self._io_sock
+
+    def _own(self) -> None:
+        if self._sock is not self._io_sock:
+            self._io_sock, self._in, self._out = self._sock, memoryview(b""), bytearray()
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        self._own()
+        if not self._in:
+            data = super()._sock_recv(READ_SIZE)  # b"" at the end of the stream: paho sees the connection lost
+            if len(data) <= bufsize:
+                return data
+            self._in = memoryview(data)
+        chunk, self._in = self._in[:bufsize], self._in[bufsize:]
+        return bytes(chunk)
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        """Taken whole into the buffer; ``send_buffered`` writes it."""
+        self._own()
+        self._out += buf
+        return len(buf)
+
+    def send_buffered(self) -> bool:
+        """Write the buffer; False while the kernel cannot take all of it."""
+        self._own()
+        out, sock = self._out, self._sock
+        while out and sock is not None:
+            try:
+                sent = sock.send(out if len(out) <= WRITE_SIZE else out[:WRITE_SIZE])
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return False
+            except OSError:
+                out.clear()  # the connection is gone: reading reports it, and paho resends unacknowledged publishes
+                break
+            del out[:sent]
+        return True
