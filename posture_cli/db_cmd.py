@@ -74,7 +74,7 @@ def stats(
     # An explicit --database-url is read from too, whatever POSTURE_DATABASE_READ_URL says.
     settings = load_settings(database_url=database_url, database_read_url=database_url)
     read_url = settings.database_read_url or settings.database_url
-    _require_schema(read_url)
+    require_schema(read_url)
     engine = read_engine(settings)
     try:
         summary = store_stats(engine, start, pseudonymize(device, settings.anon_key))
@@ -91,7 +91,7 @@ def stats(
         _render(summary)
 
 
-def _require_schema(url: str) -> None:
+def require_schema(url: str) -> None:
     """A clear error for a store that does not exist yet, instead of an SQL one (and
     without creating an empty SQLite file as a side effect)."""
     from sqlalchemy.engine import make_url

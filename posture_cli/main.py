@@ -10,6 +10,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer's own
 
 from posture_cli.console import error_console
 from posture_cli.db_cmd import db_app
+from posture_cli.drift_cmd import drift_app
 from posture_cli.ingest_cmd import ingest
 from posture_cli.keys_cmd import keys_app
 from posture_cli.models_cmd import models_app
@@ -34,6 +35,7 @@ app.command()(serve)
 app.command()(stream)
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
+app.add_typer(drift_app, name="drift")
 app.add_typer(keys_app, name="keys")
 
 
