@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -26,13 +26,21 @@ def _store_url(database_url: str | None) -> str:
 @user_errors
 def create(
     name: Annotated[str, typer.Argument(help="A name for the key's holder, e.g. the app or fleet.")],
+    scope: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--scope",
+            help="What the key may do beyond streaming and predicting (repeatable): record (recorded sessions).",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a key and print it once: only its SHA-256 digest is stored."""
     from serving.store.api_keys import create_key
 
-    key = create_key(_store_url(database_url), name)
-    error_console.print(f"created API key {name!r}; it is shown only now, store it safely:", highlight=False)
+    key = create_key(_store_url(database_url), name, scope or ())
+    scopes = f" with scope(s) {', '.join(sorted(set(scope)))}" if scope else ""
+    error_console.print(f"created API key {name!r}{scopes}; it is shown only now, store it safely:", highlight=False)
     sys.stdout.write(key + "\n")  # stdout holds only the key: KEY=$(posture keys create app) works
 
 
@@ -55,17 +63,18 @@ def list_(
                     "name": k.name,
                     "created_at": k.created_at.isoformat(),
                     "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                    "scopes": list(k.scopes),
                 }
                 for k in keys
             ]
         )
         return
     table = Table(title="API keys")
-    for column in ("name", "created (UTC)", "status"):
+    for column in ("name", "created (UTC)", "status", "scopes"):
         table.add_column(column)
     for k in keys:
         status = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
-        table.add_row(k.name, f"{k.created_at:%Y-%m-%d %H:%M:%S}", status)
+        table.add_row(k.name, f"{k.created_at:%Y-%m-%d %H:%M:%S}", status, " ".join(k.scopes) or "–")
     console.print(table if keys else "no API keys yet: posture keys create NAME")
 
 

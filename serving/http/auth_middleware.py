@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.edge.keys import API_KEY_SCOPE, KeyCheckUnavailable
+from serving.edge.keys import API_KEY_GRANTS, API_KEY_SCOPE, KeyCheckUnavailable, KeyGrant
 from serving.http.middleware import runtime_of_scope
 
 PROTECTED_PREFIX = "/v1/"
@@ -47,27 +47,27 @@ class AuthMiddleware:
         if not guarded or runtime is None or runtime.edge.keys is None:
             await self.app(scope, receive, send)
             return
-        name, refusal = await self._check(runtime, scope)
-        if refusal is not None:
-            await _refuse(runtime, scope, send, *refusal)
+        grant, refusal = await self._check(runtime, scope)
+        if refusal is not None or grant is None:
+            await _refuse(runtime, scope, send, *(refusal or (401, "invalid", "unknown or revoked API key")))
             return
-        await self.app({**scope, API_KEY_SCOPE: name}, receive, send)
+        await self.app({**scope, API_KEY_SCOPE: grant.name, API_KEY_GRANTS: grant.scopes}, receive, send)
 
-    async def _check(self, runtime: Any, scope: Scope) -> tuple[str | None, tuple[int, str, str] | None]:
-        """(key name, None) or (None, (status, reason, detail))."""
+    async def _check(self, runtime: Any, scope: Scope) -> tuple[KeyGrant | None, tuple[int, str, str] | None]:
+        """(the key's grant, None) or (None, (status, reason, detail))."""
         key = presented_key(scope)
         if key is None:
             return None, (401, "missing", "an API key is required: send 'Authorization: Bearer KEY'")
         try:
-            name = await runtime.edge.keys.verify(key)
+            grant = await runtime.edge.keys.check(key)
         except KeyCheckUnavailable:
             return None, (503, "unavailable", "the API key cannot be checked now; retry shortly")
-        if name is None:
+        if grant is None:
             return None, (401, "invalid", "unknown or revoked API key")
-        if scope["type"] == "http" and not await runtime.edge.key_limiter.allow(f"key:{name}"):
+        if scope["type"] == "http" and not await runtime.edge.key_limiter.allow(f"key:{grant.name}"):
             runtime.metrics.rate_limited.labels("http").inc()
             return None, (429, "", "rate limit of this API key exceeded; slow down")
-        return name, None
+        return grant, None
 
 
 async def _refuse(runtime: Any, scope: Scope, send: Send, status: int, reason: str, detail: str) -> None:

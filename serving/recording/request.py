@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-RECORD_SCOPE = "record"  # the API-key scope a recording session needs when keys are required
+from serving.store.api_keys import RECORD_SCOPE  # the key scope a recording session needs where keys are required
+
 SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 UNSAFE_LABEL = re.compile(r"[/\\\x00]|^\.\.?$")
 

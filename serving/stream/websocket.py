@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from serving.edge.keys import API_KEY_SCOPE
+from serving.edge.keys import API_KEY_GRANTS, API_KEY_SCOPE
 from serving.stream.events import Event
 from serving.stream.messages import message_of
 from serving.stream.protocol import CLOSE_GOING_AWAY, parse_binary, parse_text
@@ -63,7 +63,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
         return
     address = websocket.client.host if websocket.client else None
-    peer = Peer("ws", address, websocket.scope.get(API_KEY_SCOPE))
+    peer = Peer("ws", address, websocket.scope.get(API_KEY_SCOPE), websocket.scope.get(API_KEY_GRANTS))
     session = StreamSession(runtime.session_services, WebSocketOutlet(websocket), peer)
     await websocket.accept()
     await session.run(_frames(websocket, session, runtime.settings.max_samples_per_frame))

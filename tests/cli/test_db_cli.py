@@ -92,9 +92,9 @@ def fill(url: str, spool_dir: Path) -> None:
 
 
 def test_upgrade_creates_then_is_a_no_op(db_url: str, cli_env: dict[str, str]) -> None:
-    head = head_revision()  # the newest migration shipped (0003: drift_scores)
+    head = head_revision()  # the newest migration shipped (0004: api_key_scopes)
     first = posture(cli_env, "db", "upgrade", "--database-url", db_url)
-    assert head == "0003" and f"revision none -> {head}" in first
+    assert head == "0004" and f"revision none -> {head}" in first
     assert f"up to date (revision {head})" in posture(cli_env, "db", "upgrade", "--database-url", db_url)
 
 
