@@ -142,9 +142,9 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
     )
     await store.start()
     metrics.watch_store(store)
-    trigger = RetrainTrigger(settings.drift_retrain_deployment, settings.drift_retrain_interval_s, metrics)
-    drift = DriftMonitor(settings, metrics, store.add_drift_scores, trigger)
-    drift.track(holder.current)  # says now, not at the first batch, when the version has no profile
+    drift = _drift_monitor(settings, metrics, store)
+    if drift is not None:
+        drift.track(holder.current)  # says now, not at the first batch, when the version has no profile
     batcher = MicroBatcher(metrics, settings.batch_tick_ms / 1000.0, settings.max_batch_windows, drift)
     batcher.start()
     runtime = Runtime(
@@ -166,7 +166,8 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
         runtime.tasks.append(asyncio.create_task(holder.poll_forever(), name="model-reload-poller"))
     runtime.tasks.append(asyncio.create_task(_write_stats_forever(runtime), name="served-stats"))
     runtime.tasks.append(asyncio.create_task(watch_live_accuracy(settings, metrics), name="live-accuracy"))
-    runtime.tasks.append(asyncio.create_task(drift.run_forever(), name="drift-scorer"))
+    if drift is not None:
+        runtime.tasks.append(asyncio.create_task(drift.run_forever(), name="drift-scorer"))
     _start_mqtt(runtime)
     served = holder.current
     # Start-up leaves ~300k long-lived objects (MLflow, sklearn, pydantic); moving them out
@@ -187,6 +188,14 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
         database=redact(settings.database_url),
     )
     return runtime
+
+
+def _drift_monitor(settings: ServerSettings, metrics: ServerMetrics, store: PredictionStore) -> DriftMonitor | None:
+    if not settings.drift_enabled:
+        log_event("drift_tracking_off", reason="POSTURE_DRIFT_ENABLED is false")
+        return None
+    trigger = RetrainTrigger(settings.drift_retrain_deployment, settings.drift_retrain_interval_s, metrics)
+    return DriftMonitor(settings, metrics, store.add_drift_scores, trigger)
 
 
 def _start_mqtt(runtime: Runtime) -> None:

@@ -57,6 +57,9 @@ class ServerSettings(Settings):
         10.0, description="How often the server checks the registry for a new champion (s)."
     )
     # drift monitoring (README, "Drift monitoring"): a rolling window per model version
+    drift_enabled: bool = Field(
+        True, description="Track drift of the served versions; false: no window, no scoring, no alarm."
+    )
     drift_window: int = Field(2000, ge=50, description="Predictions in each model version's rolling drift window.")
     drift_step: int = Field(500, gt=0, description="New predictions between two drift scorings of a full window.")
     drift_check_interval_s: float = Field(5.0, gt=0, description="How often the drift scorer looks for a due step (s).")

@@ -49,6 +49,7 @@ class Scoring:
     """What one scoring of one version found (returned for tests and the benchmark)."""
 
     version: str
+    appended: int  # windows the version's window had taken in all when scored
     result: DriftScores
     scores: list[Score]
     transition: str | None  # "raised" | "cleared" | None
@@ -143,7 +144,7 @@ class DriftMonitor:
         for score in scores:
             self.metrics.drift_score.labels(version, score.kind, score.feature).set(score.value)
         self.metrics.drift_alarm.labels(version).set(int(alarm))
-        scoring = Scoring(version, result, scores, transition, alarm)
+        scoring = Scoring(version, tracked.scored_at, result, scores, transition, alarm)
         self._write(self._records(tracked, scoring))
         culprits = [f"{kind}:{feature}" if feature else kind for kind, feature in tracked.alarm.sustained(now)]
         if transition == "raised":

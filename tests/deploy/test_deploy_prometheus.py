@@ -27,7 +27,13 @@ PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 # The alerts the rule unit tests must exercise (each with at least one expected firing).
-TESTED_ALERTS = {"PosturePredictionRowsDropped", "PosturePredictionLogBacklog", "PostureNotReady", "PostureHighLatency"}
+TESTED_ALERTS = {
+    "PosturePredictionRowsDropped",
+    "PosturePredictionLogBacklog",
+    "PostureNotReady",
+    "PostureHighLatency",
+    "PostureDriftAlarm",
+}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
