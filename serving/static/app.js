@@ -2,6 +2,7 @@
 // or a simulated IMU) streamed to /v1/stream, predictions shown as they come back.
 
 import { StreamConnection, streamUrl } from "./connection.js";
+import { RecordPanel } from "./recorder.js";
 import { MotionSource, SimulatedSource } from "./sources.js";
 import { Streamer } from "./streamer.js";
 import { View } from "./view.js";
@@ -13,6 +14,12 @@ const $ = (id) => document.getElementById(id);
 const form = $("controls");
 const view = new View();
 let session = null; // {kind, source, connection, streamer, helloSent, readings}
+const recorder = new RecordPanel({
+  send: (message) => Boolean(session && session.connection.send(JSON.stringify(message))),
+  streaming: () => Boolean(session && session.connection.isReady),
+  startStreaming: () => { if (!session) form.requestSubmit(); },
+  message: (text) => view.addMessage(text),
+});
 
 function deviceId() {
   const fresh = () => `browser-${[...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
@@ -72,6 +79,7 @@ function stop() {
   s.source.stop();
   if (s.streamer) s.streamer.stop();
   s.connection.stop();
+  recorder.onStopped();
   $("start").textContent = "Start streaming";
 }
 
@@ -109,6 +117,7 @@ function showModel() {
   fetch("v1/models", { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)).then((body) => {
     const model = body && Array.isArray(body.models) ? body.models[0] : null;
     if (model && model.spec) view.setModel(model, model.spec.rate_hz);
+    if (model && Array.isArray(model.classes)) recorder.setClasses(model.classes.map(String));
   }).catch(() => {});
 }
 
@@ -140,10 +149,15 @@ function onMessage(s, message) {
       return;
     }
     s.streamer = streamer;
+    if (Array.isArray(message.model && message.model.classes)) recorder.setClasses(message.model.classes.map(String));
+    recorder.onReady();
+  } else if (message.type === "recording") {
+    recorder.onServer(message);
   } else if (message.type === "prediction") {
     const roundTrip = s.streamer ? s.streamer.roundTrip(message) : null;
     view.showPrediction(message, $("smooth").checked, roundTrip);
   } else if (message.type === "error") {
+    recorder.onError(message);
     view.addMessage(`server: ${String(message.code)}: ${String(message.detail)}`);
   }
 }
