@@ -65,16 +65,9 @@ def load_champion(home: Path) -> Any:
 
 def fleet(served: Any, shift: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from pipelines.synthetic_shifts import shifted_dataset
-    from serving.drift.replay import interleave, predict_stream
+    from serving.drift.replay import fleet_streams
 
-    frame = shifted_dataset(shift, DEVICES, seed=seed)
-    streams = []
-    for _, wearer in frame.groupby("subject", sort=False):
-        parts = [
-            predict_stream(served, r[list(served.spec.channels)].to_numpy()) for _, r in wearer.groupby("recording")
-        ]
-        streams.append((np.concatenate([f for f, _ in parts]), np.concatenate([p for _, p in parts])))
-    return interleave(streams)
+    return fleet_streams(served, shifted_dataset(shift, DEVICES, seed=seed))
 
 
 def posture_alarms(served: Any, streams: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:

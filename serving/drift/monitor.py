@@ -10,6 +10,7 @@ have taken ``drift_step`` new predictions since their last scoring.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import numpy as np
 
 from features.drift_profile import DriftProfile, DriftScores, score_window
 from features.feature_sets import feature_names_for
-from serving.drift.alarm import FEATURE, Score, SustainedAlarm, Thresholds, scores_of
+from serving.drift.alarm import CONFIDENCE, FEATURE, PREDICTION, Score, SustainedAlarm, Thresholds, scores_of
 from serving.drift.retrain_trigger import RetrainTrigger
 from serving.drift.window import DriftWindow
 from serving.logs import log_event
@@ -93,6 +94,7 @@ class DriftMonitor:
         """Open the version's window; says once (log, gauge) when the version cannot be tracked."""
         if served in self._tracked:
             return self._tracked[served]
+        self._retire_others(served)
         profile, why = served.drift_profile, ""
         if profile is None:
             why = "the version carries no drift profile (trained before posture wrote one); retrain to add it"
@@ -113,6 +115,25 @@ class DriftMonitor:
         self.metrics.drift_alarm.labels(served.version).set(0)
         log_event("drift_tracking_on", model=served.name, version=served.version, features=len(profile.features))
         return tracked
+
+    def _retire_others(self, served: ServedModel) -> None:
+        """A new version is served: stop tracking the others and take their gauges away, so an
+        alarm of the version a retrain replaced does not stay raised. Their late batches
+        (in flight during the swap) find ``None`` and are ignored."""
+        for other, tracked in list(self._tracked.items()):
+            if other.version == served.version:
+                continue
+            version = other.version
+            scored = [(FEATURE, f.name) for f in tracked.profile.features] if tracked is not None else []
+            for labels in [(version, kind, feature) for kind, feature in scored + [(PREDICTION, ""), (CONFIDENCE, "")]]:
+                with contextlib.suppress(KeyError):
+                    self.metrics.drift_score.remove(*labels)
+            for gauge in (self.metrics.drift_alarm, self.metrics.drift_tracking):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(version)
+            if tracked is not None:
+                self._tracked[other] = None
+                log_event("drift_tracking_retired", model=other.name, version=version, replaced_by=served.version)
 
     async def run_forever(self) -> None:
         while True:

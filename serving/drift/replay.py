@@ -6,6 +6,7 @@ clock: the detection tests and ``bench/bench_drift.py`` use it to count windows 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,17 @@ def predict_stream(served: ServedModel, samples: np.ndarray) -> tuple[np.ndarray
     windows = sliding_windows(np.asarray(samples, dtype=np.float32), spec.window_samples, spec.hop_samples)
     features = featurize(windows, spec, window_contexts(windows, spec))
     return features, served.engine.predict_proba(features)
+
+
+def fleet_streams(served: ServedModel, frame: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A labelled dataset's wearers (``subject``) streaming at once, each its recordings in turn."""
+    streams = []
+    for _, wearer in frame.groupby("subject", sort=False):
+        parts = [
+            predict_stream(served, r[list(served.spec.channels)].to_numpy()) for _, r in wearer.groupby("recording")
+        ]
+        streams.append((np.concatenate([f for f, _ in parts]), np.concatenate([p for _, p in parts])))
+    return interleave(streams)
 
 
 async def feed(

@@ -10,6 +10,7 @@ time is 120 s (two scorings at 8 devices, a hop of 1 s and a step of 500 windows
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from pipelines.registry import LoadedModel
 from pipelines.synthetic_shifts import shifted_dataset
 from serving.drift.monitor import DriftMonitor, Scoring
-from serving.drift.replay import StreamClock, feed, interleave, predict_stream
+from serving.drift.replay import StreamClock, feed, fleet_streams
 from serving.metrics import ServerMetrics
 from serving.model_holder import ServedModel, read_drift_profile
 from serving.settings import ServerSettings
@@ -39,14 +40,7 @@ def served(champion: LoadedModel) -> ServedModel:
 
 
 def fleet(served: ServedModel, shift: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    frame = shifted_dataset(shift, DEVICES, seed=seed)
-    streams = []
-    for _, wearer in frame.groupby("subject", sort=False):
-        parts = [
-            predict_stream(served, r[list(served.spec.channels)].to_numpy()) for _, r in wearer.groupby("recording")
-        ]
-        streams.append((np.concatenate([f for f, _ in parts]), np.concatenate([p for _, p in parts])))
-    return interleave(streams)
+    return fleet_streams(served, shifted_dataset(shift, DEVICES, seed=seed))
 
 
 def replay(
@@ -88,3 +82,23 @@ def test_a_shifted_fleet_raises_the_alarm_within_the_stated_scorings(
     assert raised, f"{shift}: no alarm in {len(after)} scorings"
     assert raised[0] < MAX_SCORINGS_TO_ALARM, f"{shift}: alarm at scoring {raised[0] + 1}"
     assert any(r.alarm for r in rows)
+
+
+def test_a_new_version_retires_the_old_ones_window_and_gauges(
+    served: ServedModel, same: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """After a retrain the alarm of the replaced version must not stay raised."""
+    clock, metrics = StreamClock(), ServerMetrics()
+    monitor = DriftMonitor(ServerSettings(drift_sustain_s=0.0), metrics, lambda rows: None, None, clock)
+    rotated = fleet(served, "rotated", seed=21)
+    scorings = asyncio.run(feed(monitor, served, *rotated, clock, devices=DEVICES))
+    value = metrics.registry.get_sample_value
+    assert scorings[-1].alarm and value("posture_drift_alarm", {"model_version": "1"}) == 1
+    successor = ServedModel(replace(served.loaded, version="2"), served.engine, served.drift_profile)
+    monitor.track(successor)
+    assert value("posture_drift_alarm", {"model_version": "1"}) is None
+    assert value("posture_drift_score", {"model_version": "1", "kind": "prediction", "feature": ""}) is None
+    assert value("posture_drift_tracking", {"model_version": "2"}) == 1
+    assert value("posture_drift_alarm", {"model_version": "2"}) == 0
+    # A batch of the old version still in flight during the swap is ignored.
+    assert asyncio.run(feed(monitor, served, *rotated, clock, devices=DEVICES)) == []
