@@ -289,6 +289,15 @@ class BatchedClient(mqtt.Client):
         self._out += buf
         return len(buf)
 
+    def _update_inflight(self) -> mqtt.MQTTErrorCode:
+        """paho runs this at every PUBACK, and it walks every message in flight to find one
+        queued for a free slot: O(in flight) per acknowledgement. Only our QoS 1 publishes are
+        in ``_out_messages``, so none waits when they all count as in flight."""
+        if len(self._out_messages) <= self._inflight_messages:
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        result: mqtt.MQTTErrorCode = super()._update_inflight()
+        return result
+
     def send_buffered(self) -> bool:
         """Write the buffer; False while the kernel cannot take all of it."""
         self._own()

@@ -35,6 +35,8 @@ class DirectSession:
         self.idle_close_s = idle_close_s
         self.session = StreamSession(services, self, peer)
         self._events: list[Event] = []
+        self._loop = asyncio.get_running_loop()
+        self._fed_at = self._loop.time()
         self._idle: asyncio.TimerHandle | None = None
         self._ending: asyncio.Task[None] | None = None
         self._finished = False
@@ -47,7 +49,7 @@ class DirectSession:
 
     async def feed(self, frames: Iterable[Incoming]) -> list[Event]:
         """Hand ``frames`` to the session (the caller holds ``lock``); the events they caused."""
-        self._rearm()
+        self._fed_at = self._loop.time()  # the idle timer reads it when it fires
         try:
             for frame in frames:
                 await self.session.receive(frame)
@@ -85,9 +87,12 @@ class DirectSession:
                     self.on_end(self)
 
     def _rearm(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(self.idle_close_s, self._expire)
+        """One timer at a time, moved on when it fires rather than at every call (a timer per
+        frame cost thousands of timers a second for MQTT devices)."""
+        self._idle = self._loop.call_at(self._fed_at + self.idle_close_s, self._expire)
 
     def _expire(self) -> None:
+        if self._loop.time() < self._fed_at + self.idle_close_s:
+            self._rearm()  # fed since: wait for the rest
+            return
         self._ending = asyncio.create_task(self.session.close(IDLE_CLOSE_CODE, "idle"), name="idle-close")

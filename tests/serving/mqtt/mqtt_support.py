@@ -89,7 +89,9 @@ class Device:
         base: str | None = None,
         username: str | None = None,
         password: str | None = None,
+        tls: dict[str, str] | None = None,
     ) -> None:
+        """``tls``: paho's ``tls_set`` arguments (ca_certs, certfile, keyfile) for a TLS listener."""
         self.device_id, self.base = device_id, base or f"posture/{device_id}"
         self.predictions: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
@@ -102,6 +104,8 @@ class Device:
         )
         if username:
             client.username_pw_set(username, password)
+        if tls:
+            client.tls_set(**tls)
         client.on_message = self._on_message
         client.on_subscribe = lambda *_: self._subscribed.set()
         client.on_publish = self._on_publish

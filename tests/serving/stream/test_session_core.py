@@ -204,3 +204,28 @@ def test_a_direct_session_answers_per_call_and_closes_when_idle(served: ServedMo
     assert second and all(isinstance(e, Prediction) for e in second) and len(second) == len(store.predictions)
     assert len(ended) == 1 and ended[0].closed and ended[0].close_code == 1000
     assert store.connections[-1].close_code == 1000 and store.connections[-1].closed_at is not None
+
+
+def test_a_direct_session_fed_within_the_idle_time_stays_open(served: ServedModel) -> None:
+    """Idle counts from the last call: feeds every 0.1 s keep a 0.25 s session open past its
+    first timer, and it closes 0.25 s after the last one."""
+    ended: list[Any] = []
+
+    async def run() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        direct = DirectSession(
+            services(served, MemoryStore()), Peer("mqtt", None), idle_close_s=0.25, on_end=ended.append
+        )
+        for _ in range(6):
+            async with direct.lock:
+                await direct.feed([decoded(Samples(np.zeros((5, 6), dtype="<f4"), None))])
+            await asyncio.sleep(0.1)
+        open_after_feeds = not direct.closed
+        last = loop.time() - 0.1
+        while not ended and loop.time() < last + 5:
+            await asyncio.sleep(0.01)
+        return open_after_feeds, loop.time() - last
+
+    open_after_feeds, closed_after = asyncio.run(run())
+    assert open_after_feeds and len(ended) == 1 and ended[0].close_code == 1000
+    assert 0.25 <= closed_after < 1.0
