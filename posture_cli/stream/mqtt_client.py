@@ -22,7 +22,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 from posture_cli.stream.chunks import Chunk, Device
-from posture_cli.stream.client import ClientOptions, Listener
+from posture_cli.stream.client import STOP_RECORDING_TIMEOUT_S, ClientOptions, Listener
 from posture_cli.stream.stats import StreamStats
 from serving.mqtt.connection import BrokerConnection
 from serving.mqtt.settings import MqttSettings, broker_address
@@ -52,16 +52,26 @@ class MqttStreamClient:
             broker_address(self.options.url, settings.username, settings.password),
             settings,
             f"posture-stream-{self.device_id}",
-            [topic(self.device_id, kind) for kind in ("prediction", "error", "ready")],
+            [topic(self.device_id, kind) for kind in ("prediction", "error", "ready", "recording")],
             self._on_message,
             self._on_state,
         )
         connection.start()
         try:
-            hello = {"type": "hello", "rate_hz": self.device.rate_hz, "channels": list(self.device.channels)}
+            hello: dict[str, Any] = {
+                "type": "hello",
+                "rate_hz": self.device.rate_hz,
+                "channels": list(self.device.channels),
+            }
+            if self.options.record:  # every session of this device records while the retained hello says so
+                hello["record"] = self.options.record
             connection.publish(topic(self.device_id, "hello"), json.dumps(hello).encode(), retain=True)
             frames = topic(self.device_id, "imu-f32" if self.options.binary else "imu")
             await self._publish_chunks(connection, frames, stop)
+            if self.options.record:  # the server writes the last file and says what it recorded
+                stopping = json.dumps({"type": "label", "label": None}).encode()
+                connection.publish(topic(self.device_id, "imu"), stopping)
+                await self._recording_stopped()
             await self._quiet(stop)
             await connection.flush(2.0)
         finally:
@@ -107,6 +117,12 @@ class MqttStreamClient:
                 return
             await asyncio.sleep(DRAIN_IDLE_S / 4)
 
+    async def _recording_stopped(self) -> None:
+        """Until the server says the recording stopped (its last file written), a few seconds at most."""
+        deadline = time.monotonic() + STOP_RECORDING_TIMEOUT_S
+        while time.monotonic() < deadline and (self.stats.recording is None or self.stats.recording["recording"]):
+            await asyncio.sleep(0.05)
+
     def _on_state(self, up: bool) -> None:
         if up:
             self.stats.state = "streaming"
@@ -128,6 +144,9 @@ class MqttStreamClient:
             self.stats.on_prediction(body, rtt_ms)
         elif kind == "error":
             self.stats.on_error(f"{body.get('code')}: {body.get('detail')}")
+        elif kind == "recording":
+            self.stats.on_recording(body)
+            return
         else:
             return
         if self.listener is not None:

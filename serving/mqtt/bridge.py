@@ -55,7 +55,9 @@ class MqttBridge:
             on_duplicate=metrics.mqtt_duplicates.inc,
         )
         self._in = {kind: metrics.mqtt_messages.labels("in", kind) for kind in ("imu", "imu-f32", "hello")}
-        self._out = {kind: metrics.mqtt_messages.labels("out", kind) for kind in ("prediction", "error", "ready")}
+        self._out = {
+            kind: metrics.mqtt_messages.labels("out", kind) for kind in ("prediction", "error", "ready", "recording")
+        }
         self._partitions = {p: metrics.mqtt_partition_messages.labels(str(p)) for p in self.served}
         self.connection: BrokerConnection | None = None
         self._stopping = False

@@ -25,9 +25,9 @@ import orjson
 
 from serving.logs import log_event
 from serving.stream.direct import DirectSession
-from serving.stream.events import Event, Prediction, Ready, Rejected
+from serving.stream.events import Event, Prediction, Ready, RecordingState, Rejected
 from serving.stream.messages import message_of
-from serving.stream.protocol import FrameError, FrameTooBig, Hello, Samples, parse_binary, parse_text
+from serving.stream.protocol import FrameError, FrameTooBig, Hello, LabelChange, Samples, parse_binary, parse_text
 from serving.stream.services import Peer, SessionServices
 from serving.stream.session import Incoming
 
@@ -92,7 +92,7 @@ class DeviceStream:
     def _take_hello(self, frame: Hello, end_session: bool = True) -> bool:
         """Keep the device's hello; True when it changed the layout of an open session, which
         then ends (now, or by the caller feeding it) so the next frame starts with the new one."""
-        hello = Hello(self.device_id, frame.rate_hz, frame.channels)  # the topic names the device
+        hello = Hello(self.device_id, frame.rate_hz, frame.channels, record=frame.record)  # the topic names the device
         changed = hello != self.hello and self.direct is not None and not self.direct.closed
         self.hello = hello
         self.hello_seen.set()
@@ -184,6 +184,8 @@ class DeviceStream:
             return _failing(size, kind, err), GO_ON
         if isinstance(frame, Hello):
             return None, RESTART if self._take_hello(frame, end_session=False) else GO_ON
+        if isinstance(frame, LabelChange):  # recording under another label, or stopped
+            return Incoming(size, kind, lambda _channels: frame), GO_ON
         if self._clock_restarted(frame):
             return None, AGAIN
         if not self._is_new(frame):
@@ -221,6 +223,8 @@ class DeviceStream:
                 publish(self.device_id, "error", orjson.dumps(message_of(event)))
             elif isinstance(event, Ready):  # the session id, the model, the layout and limits in force
                 publish(self.device_id, "ready", orjson.dumps(message_of(event)))
+            elif isinstance(event, RecordingState):  # recording on or off, seconds per label, files written
+                publish(self.device_id, "recording", orjson.dumps(message_of(event)))
 
     def _refuse(self, code: str, detail: str) -> None:
         self.context.publish(self.device_id, "error", orjson.dumps({"type": "error", "code": code, "detail": detail}))

@@ -8,6 +8,7 @@ Unpartitioned (``partitions = 0``)::
     <prefix>/<device_id>/prediction   posture -> device, QoS 1: one per window
     <prefix>/<device_id>/error        posture -> device, QoS 1: a refused frame
     <prefix>/<device_id>/ready        posture -> device, QoS 1: a session started (its id, the model)
+    <prefix>/<device_id>/recording    posture -> device, QoS 1: a recording started, changed, stopped or wrote a file
 
 Partitioned (``partitions = N``): ``<prefix>/<p>/<device_id>/...`` with
 ``p = crc32(device_id as UTF-8) mod N`` (zlib's crc32: the same number on an ESP32, in

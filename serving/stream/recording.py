@@ -15,9 +15,32 @@ from typing import Any
 import numpy as np
 
 from serving.logs import log_event
+from serving.model_holder import ServedModel
 from serving.recording.recorder import RecordedStream, Recorder, SessionRecording
 from serving.recording.request import RecordRefused, check_allowed
+from serving.stream.buffer import StreamWindower
 from serving.stream.events import Event, RecordingState, Rejected
+from serving.stream.services import Peer
+
+
+def recorded_stream(
+    session_id: str, device_id: str | None, peer: Peer, windower: StreamWindower, served: ServedModel, resumed: bool
+) -> RecordedStream:
+    """What the recorder needs to know of a session: who, its layout, the model, its time."""
+    return RecordedStream(
+        session_id=session_id,
+        device_id=device_id,
+        source=peer.source,
+        scopes=peer.scopes,
+        key_name=peer.api_key,
+        rate_hz=windower.rate_hz,
+        channels=windower.channels,
+        model_rate_hz=served.spec.rate_hz,
+        model_version=served.version,
+        classes=served.classes,
+        origin=windower.next_t,
+        replaying=resumed,  # the client may send again rows the session has
+    )
 
 
 class StreamRecording:

@@ -33,7 +33,6 @@ from features.stream_context import StreamContext
 from serving.batcher import BatcherClosed
 from serving.logs import log_event
 from serving.model_holder import ServedModel
-from serving.recording.recorder import RecordedStream
 from serving.store.records import ConnectionRecord
 from serving.stream.buffer import StreamWindower
 from serving.stream.events import Event, Prediction, Ready, Rejected, SessionClosed
@@ -48,7 +47,7 @@ from serving.stream.protocol import (
     LabelChange,
     Samples,
 )
-from serving.stream.recording import StreamRecording
+from serving.stream.recording import StreamRecording, recorded_stream
 from serving.stream.services import Peer, SessionServices
 from serving.stream.snapshot import SessionSnapshot
 
@@ -314,23 +313,10 @@ class StreamSession:
     async def _record_from(self, raw: object, resumed: bool = False) -> None:
         """Start recording as the hello's ``record`` or a label message asks (or say why not)."""
         assert self._windower is not None
-        served, windower = self.services.models.current, self._windower
         if self._recording is None:
             self._recording = StreamRecording(self.services.recorder, self.outlet.send, self.id)
-        stream = RecordedStream(
-            session_id=self.id,
-            device_id=self.device_id,
-            source=self.peer.source,
-            scopes=self.peer.scopes,
-            key_name=self.peer.api_key,
-            rate_hz=windower.rate_hz,
-            channels=windower.channels,
-            model_rate_hz=served.spec.rate_hz,
-            model_version=served.version,
-            classes=served.classes,
-            origin=windower.next_t,
-            replaying=resumed,
-        )
+        served, peer = self.services.models.current, self.peer
+        stream = recorded_stream(self.id, self.device_id, peer, self._windower, served, resumed)
         await self._recording.start(raw, stream)
         if self._recording.recording is None:  # refused: frames take no recording branch
             self._recording = None
