@@ -174,7 +174,11 @@ def test_grafana_dashboard_panels_use_real_metrics(metric_names: set[str]) -> No
     provider = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "posture.yaml")["providers"][0]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     seen: set[str] = set()
+    rows: dict[str, set[str]] = {}  # a row's title -> the metrics of the panels under it
     for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            rows[panel["title"]] = set()
+            continue
         assert panel["targets"], panel["title"]
         assert panel["datasource"]["uid"] in uids
         for target in panel["targets"]:
@@ -182,6 +186,8 @@ def test_grafana_dashboard_panels_use_real_metrics(metric_names: set[str]) -> No
                 names = promql_metrics(target["expr"])
                 assert names and names <= metric_names, target["expr"]
                 seen |= names
+                if rows:
+                    rows[list(rows)[-1]] |= names
             else:
                 assert "FROM predictions" in target["rawSql"]
     for wanted in (
@@ -193,6 +199,14 @@ def test_grafana_dashboard_panels_use_real_metrics(metric_names: set[str]) -> No
         "batch_request_size_bucket",
     ):
         assert wanted in seen
+    # The MQTT row (issue 17): messages in and out, decode errors, connection, reconnects, partitions.
+    assert {
+        "mqtt_messages_total",
+        "mqtt_decode_errors_total",
+        "mqtt_connected",
+        "mqtt_reconnects_total",
+        "mqtt_partition_messages_total",
+    } <= rows["IoT over MQTT"]
 
 
 def test_ci_workflow_tests_publishes_on_tags_and_deploys() -> None:
