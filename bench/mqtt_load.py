@@ -1,25 +1,37 @@
 """MQTT load generator for `posture serve --mqtt`: how many IoT devices one posture process holds.
 
     python bench/mqtt_load.py [--rows 50 --steps 1000,2500,5000,7500] [--rows 10 --steps 500,1000,2000]
-                              [--step-seconds 15] [--ws-steps 1000,2000]
+                              [--binary] [--step-seconds 15] [--ws-steps 1000,2000] [--keep-going]
 
 A throwaway home gets the sample dataset and a 100-tree champion (window 2 s, hop 1 s at 50 Hz:
-one prediction per second per device). A Mosquitto of the bench's own runs on a free loopback
-port; `posture serve --mqtt` connects to it (rate limits off, SQLite store). For each N of the
-ramp, N simulated devices at 50 Hz, spread over --shards publisher processes (paho-mqtt, one
-connection each: the broker's connection handling is not what this measures), each publish a
-retained hello, then real sample rows as QoS 1 JSON frames of --rows samples, paced in real
-time (50 rows: once a second, as IoT boards batch them; 10 rows: five times a second, as
-ws_load.py sends), each device at a random phase. A receiver process subscribes to
-posture/+/prediction. Each frame's t0 is the time (CLOCK_MONOTONIC, shared by the processes)
-its first sample was measured, so a window's `window_end` is when the frame completing it was
-due, and latency = prediction received - window_end (any send lag of the publishers included).
+one prediction per second per device; bench/bench_home.py, shared with ws_load.py). A Mosquitto
+of the bench's own runs on a free loopback port; `posture serve --mqtt` connects to it (rate
+limits off, SQLite store). For each N of the ramp, N simulated devices at 50 Hz publish a
+retained hello, then real sample rows as QoS 1 frames of --rows samples (JSON to
+posture/<id>/imu, or with --binary float32 rows to posture/<id>/imu-f32), paced in real time
+(50 rows: once a second, as IoT boards batch them; 10 rows: five times a second, as ws_load.py
+sends), each device at a random phase within the second. A receiver process subscribes to
+posture/+/prediction (QoS 1) and acknowledges each prediction.
+
+The devices are simulated as gateways do it: many devices over few MQTT connections (--shards
+publisher processes, one connection each), each a hand-rolled MQTT 3.1.1 client
+(bench/mqtt_wire.py) that sends every frame due at once in one write. With paho-mqtt, the
+generator needed ~0.4-0.5 cores for 750-1,000 devices on this 2-core machine, as much as the
+server it loaded; now it needs ~0.1 core at 1,000 devices. The broker still gets one PUBLISH per device
+frame with the device's own topic, and posture's side is what it is in production.
+
+Latency: from when the frame completing a window was due (the publisher's schedule, shared
+CLOCK_MONOTONIC; its send lag included) to the prediction's arrival at the receiver. The
+window's index comes from the prediction's window_start (a JSON session's timeline starts at
+its first frame's t0, a binary one's at 0).
 
 A step holds when p99 < --p99-ms (100), every window the frames completed was predicted and
-received once, and the predictions table (source mqtt) gained exactly as many rows. Then the
-figures: server CPU per frame (its process group, /proc), and the cores 100,000 such devices
-would need at that cost. With --ws-steps, bench/ws_load.py runs after, for its 10-sample frames,
-so the WebSocket figure is measured in the same run. Everything shares this machine's cores.
+received once, every frame was acknowledged by the broker, and the predictions table (source
+mqtt) gained exactly as many rows. Then the figures: server CPU per frame (its process group,
+/proc), and the cores 100,000 such devices would need at that cost. With --ws-steps,
+bench/ws_load.py runs after, for its 10-sample frames (--binary too), so the WebSocket figure
+is measured in the same run. Everything shares this machine's cores, and the load average is
+printed with every step.
 """
 
 from __future__ import annotations
