@@ -7,6 +7,10 @@ buffers one session's samples on the model's grid and writes a part (one Parquet
 when the label changes, when recording stops, when the part reaches ``max_samples`` and
 when the session ends. A part that cannot be written (a full disk) stops the recording and
 is kept, one part at most, to be written again at the next label change or at the end.
+
+Measured (bench/bench_recording.py, 50 in-process sessions, 10-sample frames at 50 Hz, 2 busy
+cores): a recorded frame costs ~63 us of CPU against ~53 us unrecorded (1.2x); writing a part
+of 2,000 samples takes ~5 ms (fsync included), off the event loop.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class SessionRecording:
         self.recorder, self.stream = recorder, stream
         self.label: str | None = request.label  # None: stopped (by the client, or a failed write)
         self.subject = request.subject
-        self.seconds: dict[str, float] = {}  # per label, written and buffered
+        self._written: dict[str, int] = {}  # samples per label, written (or kept unsaved)
         self.files = 0
         self._key = uuid.uuid4().hex[:8]  # a resumed session records again under the same session id
         self._channels = [c for c in ALL_CHANNELS if c in stream.channels]  # the contract's order
@@ -89,8 +93,8 @@ class SessionRecording:
         self._timeline = RecordingTimeline(
             stream.rate_hz, stream.model_rate_hz, recorder.max_gap_s, stream.origin, stream.replaying
         )
-        self._times: list[np.ndarray] = []
-        self._samples: list[np.ndarray] = []
+        self._firsts: list[float] = []  # per pushed run: the time of its first sample
+        self._samples: list[np.ndarray] = []  # per pushed run: its samples, in the client's channel order
         self._buffered = 0
         self._part_label = request.label  # the buffered samples' label (a failed write stops self.label)
         self._since: datetime | None = None  # when the buffered part's first samples arrived
@@ -101,18 +105,26 @@ class SessionRecording:
     def active(self) -> bool:
         return self.label is not None
 
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds recorded per label, written and buffered."""
+        counts = dict(self._written)
+        if self._buffered:
+            counts[self._part_label] = counts.get(self._part_label, 0) + self._buffered
+        return {label: n / self.stream.model_rate_hz for label, n in counts.items()}
+
     def add(self, values: np.ndarray, t0: float | None) -> bool:
-        """Buffer a frame's samples (client channels, client rate); True when the part is full."""
+        """Buffer a frame's samples (client channels, client rate); True when the part is full.
+        Per frame only the resampling and two appends: times and column order wait for the write."""
         if self.label is None:
             return False
-        times, samples = self._timeline.push(values, t0)
-        if len(times):
-            self._since = self._since or datetime.now(timezone.utc)
-            self._times.append(times)
-            self._samples.append(samples if self._columns is None else samples[:, self._columns])
-            self._part_label = self.label
-            self._buffered += len(times)
-            self.seconds[self.label] = self.seconds.get(self.label, 0.0) + len(times) / self.stream.model_rate_hz
+        first, samples = self._timeline.push(values, t0)
+        if len(samples):
+            if not self._buffered:
+                self._since, self._part_label = datetime.now(timezone.utc), self.label
+            self._firsts.append(first)
+            self._samples.append(samples)
+            self._buffered += len(samples)
         return self._buffered >= self.recorder.max_samples
 
     async def flush(self) -> None:
@@ -149,7 +161,10 @@ class SessionRecording:
         if not self._buffered:
             return None
         stream, label = self.stream, self._part_label
-        times, samples = np.concatenate(self._times), np.concatenate(self._samples)
+        times = self._timeline.times(self._firsts, [len(s) for s in self._samples])
+        samples = np.concatenate(self._samples)
+        if self._columns is not None:
+            samples = samples[:, self._columns]
         name = f"{stream.session_id}-{self._key}-{self.files:03d}"
         entry = ManifestEntry(
             file=f"{self.subject}/{label}/{name}.parquet",
@@ -168,7 +183,8 @@ class SessionRecording:
             ended_at=datetime.now(timezone.utc).isoformat(),
             model_version=stream.model_version,
         )
-        self._times, self._samples, self._buffered, self._since = [], [], 0, None
+        self._firsts, self._samples, self._buffered, self._since = [], [], 0, None
+        self._written[label] = self._written.get(label, 0) + len(times)
         self.files += 1  # the name is taken even if the write fails: a retry keeps it
         return RecordedPart(times, samples, entry)
 

@@ -34,8 +34,9 @@ class RecordingTimeline:
     def next_t(self) -> float:
         return self.origin + self._n_in / self.in_rate
 
-    def push(self, values: np.ndarray, t0: float | None) -> tuple[np.ndarray, np.ndarray]:
-        """(times (n,) float64, samples (n, channels) float32) that this frame completes."""
+    def push(self, values: np.ndarray, t0: float | None) -> tuple[float, np.ndarray]:
+        """(the time of the first, samples (n, channels) float32 at 1 / out_rate apart) that this
+        frame completes. The times are made when a part is written (``times``), not per frame."""
         if t0 is not None and len(values):
             values, t0 = self._place(values, t0)
         elif t0 is None:
@@ -43,9 +44,13 @@ class RecordingTimeline:
         self._started = self._started or len(values) > 0
         out = self._resampler.push(values)
         self._n_in += len(values)
-        times = self.origin + (self._n_out + np.arange(len(out))) / self.out_rate
+        first = self.origin + self._n_out / self.out_rate
         self._n_out += len(out)
-        return times, out
+        return first, out
+
+    def times(self, firsts: list[float], counts: list[int]) -> np.ndarray:
+        """The times of pushed runs of samples: each run's first time, then 1 / out_rate apart."""
+        return np.concatenate([first + np.arange(n) / self.out_rate for first, n in zip(firsts, counts)])
 
     def _place(self, values: np.ndarray, t0: float) -> tuple[np.ndarray, float]:
         if not self._started:

@@ -26,8 +26,8 @@ def push_all(
     while start < len(values):
         rows = cuts[k % len(cuts)]
         stamp = None if t0 is None else t0 + start / timeline.in_rate
-        t, s = timeline.push(values[start : start + rows], stamp)
-        times.append(t)
+        first, s = timeline.push(values[start : start + rows], stamp)
+        times.append(first + np.arange(len(s)) / timeline.out_rate)
         samples.append(s)
         start, k = start + rows, k + 1
     return np.concatenate(times), np.concatenate(samples)
@@ -47,22 +47,25 @@ def test_a_gap_starts_a_new_grid_at_its_t0_and_jitter_does_not() -> None:
     ones = np.ones((50, 3), np.float32)
     timeline.push(ones, 10.0)
     jittered, _ = timeline.push(ones, 11.1)  # 0.1 s late: jitter, the timeline goes on
-    after_gap, _ = timeline.push(ones, 20.0)
-    assert jittered[0] == pytest.approx(11.0) and after_gap[0] == 20.0 and after_gap[-1] == pytest.approx(20.98)
+    after_gap, samples = timeline.push(ones, 20.0)
+    assert jittered == pytest.approx(11.0) and after_gap == 20.0 and len(samples) == 50
+    times = timeline.times([10.0, jittered, after_gap], [50, 50, 50])
+    assert times[49] == pytest.approx(10.98) and times[50] == pytest.approx(11.0) and times[-1] == pytest.approx(20.98)
 
 
 def test_without_t0_times_go_on_from_the_sessions_time() -> None:
-    times, _ = RecordingTimeline(50.0, 50.0, 0.5, origin=4.0).push(np.ones((3, 6), np.float32), None)
-    np.testing.assert_allclose(times, [4.0, 4.02, 4.04])
+    timeline = RecordingTimeline(50.0, 50.0, 0.5, origin=4.0)
+    first, samples = timeline.push(np.ones((3, 6), np.float32), None)
+    np.testing.assert_allclose(timeline.times([first], [len(samples)]), [4.0, 4.02, 4.04])
 
 
 def test_a_resumed_session_records_the_rows_sent_again_once() -> None:
     timeline = RecordingTimeline(50.0, 50.0, 0.5, origin=10.0, replaying=True)
     rows = np.arange(100, dtype=np.float32).reshape(50, 2)
-    times, samples = timeline.push(rows, 9.5)  # 25 rows the session had already
-    assert times[0] == 10.0 and len(times) == 25 and samples[0, 0] == rows[25, 0]
-    times, _ = timeline.push(rows, 10.5)
-    assert times[0] == 10.5 and len(times) == 50
+    first, samples = timeline.push(rows, 9.5)  # 25 rows the session had already
+    assert first == 10.0 and len(samples) == 25 and samples[0, 0] == rows[25, 0]
+    first, samples = timeline.push(rows, 10.5)
+    assert first == 10.5 and len(samples) == 50
 
 
 @pytest.mark.parametrize(
