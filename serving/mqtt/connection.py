@@ -25,6 +25,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from serving.logs import log_event
 from serving.mqtt.settings import BrokerAddress, MqttSettings
@@ -43,6 +45,10 @@ RECEIVE_MAXIMUM = 65535  # the broker's QoS 1 messages in flight to us
 READ_BURST = 512  # packets read per readable event at most, so writes and other work still get turns
 READ_SIZE = 256 * 1024  # bytes taken from the socket at once
 WRITE_SIZE = 256 * 1024  # bytes handed to the socket at once
+
+PUBLISH, PUBACK, QOS_1 = 0x30, 0x40, 0x02  # fixed-header bits (MQTT 5, 2.1.2)
+PUBACK_SUCCESS = ReasonCode(PacketTypes.PUBACK)  # shared, read-only: what paho would make for a 2-byte PUBACK
+NO_PROPERTIES = Properties(PacketTypes.PUBACK)
 
 OnMessage = Callable[[mqtt.MQTTMessage], None]
 
@@ -288,6 +294,33 @@ class BatchedClient(mqtt.Client):
         self._own()
         self._out += buf
         return len(buf)
+
+    def _packet_handle(self) -> mqtt.MQTTErrorCode:
+        """The two packets every frame brings, without paho's decoding objects: a QoS 1 PUBLISH
+        without properties (a device's frame) and a 2-byte PUBACK (the broker took a prediction).
+        paho builds a ``Properties`` for each (and a second one and a ``ReasonCode`` per PUBACK),
+        ~50 and ~40 us, about a fifth of a frame's CPU. Anything else goes to paho."""
+        command, packet = self._in_packet["command"], self._in_packet["packet"]
+        kind = command & 0xF0
+        if kind == PUBACK and len(packet) == 2:  # MQTT 5 leaves out reason 0 (success) and empty properties
+            mid = int.from_bytes(packet, "big")
+            with self._out_message_mutex:
+                if mid in self._out_messages:
+                    result: mqtt.MQTTErrorCode = self._do_on_publish(mid, PUBACK_SUCCESS, NO_PROPERTIES)
+                    return result
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        if kind == PUBLISH and command & 0x06 == QOS_1 and self._protocol == mqtt.MQTTv5:
+            size = int.from_bytes(packet[:2], "big")
+            if len(packet) > size + 4 and packet[size + 4] == 0:  # property length 0
+                message = mqtt.MQTTMessage(int.from_bytes(packet[size + 2 : size + 4], "big"), packet[2 : 2 + size])
+                message.qos, message.dup, message.retain = 1, bool(command & 0x08), bool(command & 0x01)
+                message.payload = packet[size + 5 :]
+                message.timestamp = time.monotonic()
+                self._handle_on_message(message)
+                sent: mqtt.MQTTErrorCode = self._send_puback(message.mid)
+                return sent
+        handled: mqtt.MQTTErrorCode = super()._packet_handle()
+        return handled
 
     def _update_inflight(self) -> mqtt.MQTTErrorCode:
         """paho runs this at every PUBACK, and it walks every message in flight to find one
