@@ -1,7 +1,7 @@
 """MQTT load generator for `posture serve --mqtt`: how many IoT devices one posture process holds.
 
     python bench/mqtt_load.py [--rows 50 --steps 1000,2500,5000,7500] [--rows 10 --steps 500,1000,2000]
-                              [--binary] [--step-seconds 15] [--ws-steps 1000,2000] [--keep-going]
+                              [--binary] [--instances 2] [--step-seconds 15] [--ws-steps 1000,2000] [--keep-going]
 
 A throwaway home gets the sample dataset and a 100-tree champion (window 2 s, hop 1 s at 50 Hz:
 one prediction per second per device; bench/bench_home.py, shared with ws_load.py). A Mosquitto
@@ -11,7 +11,9 @@ retained hello, then real sample rows as QoS 1 frames of --rows samples (JSON to
 posture/<id>/imu, or with --binary float32 rows to posture/<id>/imu-f32), paced in real time
 (50 rows: once a second, as IoT boards batch them; 10 rows: five times a second, as ws_load.py
 sends), each device at a random phase within the second. A receiver process subscribes to
-posture/+/prediction (QoS 1) and acknowledges each prediction.
+posture/+/prediction (QoS 1) and acknowledges each prediction. With --instances K, K posture
+processes each serve one of K partitions (posture/<crc32(id) mod K>/<id>/..., docs/protocol.md,
+"Scale-out"): the scale-out, measured on this one machine; CPU is summed over them.
 
 The devices are simulated as gateways do it: many devices over few MQTT connections (--shards
 publisher processes, one connection each), each a hand-rolled MQTT 3.1.1 client
@@ -46,6 +48,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +109,10 @@ def _publish(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, Any]:
     ids = cfg["device_ids"]
     frames = [rendered[rng.randrange(len(rendered))] for _ in ids]
     offsets = [rng.randrange(len(f)) for f in frames]
-    topics = [text(f"posture/{d}/{'imu-f32' if binary else 'imu'}") for d in ids]
+    bases = [device_base(d, cfg["instances"]) for d in ids]
+    topics = [text(f"{base}/{'imu-f32' if binary else 'imu'}") for base in bases]
     hello = b'{"type":"hello","rate_hz":50}'
-    client.sock.sendall(b"".join(publish(text(f"posture/{d}/hello"), client.next_mid(), hello, True) for d in ids))
+    client.sock.sendall(b"".join(publish(text(f"{base}/hello"), client.next_mid(), hello, True) for base in bases))
     acked = 0
     while acked < len(ids):
         acked += sum(1 for first, _ in client.packets(block=True) if first == PUBACK)
@@ -152,7 +156,14 @@ def _publish(cfg: dict[str, Any], control: Any, results: Any) -> dict[str, Any]:
     }
 
 
-def receiver(port: int, control: Any, results: Any) -> None:
+def device_base(device_id: str, instances: int) -> str:
+    """The device's topic base: partitioned by crc32 when several posture instances share the devices."""
+    return (
+        f"posture/{zlib.crc32(device_id.encode()) % instances}/{device_id}" if instances > 1 else f"posture/{device_id}"
+    )
+
+
+def receiver(port: int, instances: int, control: Any, results: Any) -> None:
     """Every prediction: (device index, window_start, when received, the server's latency_ms)."""
     import queue
 
@@ -161,7 +172,7 @@ def receiver(port: int, control: Any, results: Any) -> None:
 
     client = WireClient(port, f"bench-recv-{os.getpid()}")
     client.sock.settimeout(0.2)
-    client.subscribe("posture/+/prediction")
+    client.subscribe("posture/+/+/prediction" if instances > 1 else "posture/+/prediction")
     got: list[tuple[int, float, float, float]] = []
     results.put({"kind": "ready"})
     cpu0 = time.process_time()
@@ -173,7 +184,7 @@ def receiver(port: int, control: Any, results: Any) -> None:
             now = time.monotonic()
             topic, mid, message = published(body)
             prediction = orjson.loads(message)
-            device = int(topic.split(b"/")[1].rpartition(b"d")[2])
+            device = int(topic.split(b"/")[-2].rpartition(b"d")[2])
             got.append((device, prediction["window_start"], now, prediction["latency_ms"]))
             acks.append(puback(mid))
         if acks:
@@ -206,17 +217,32 @@ def latencies(got: np.ndarray, first_due: dict[int, float], rows: int, binary: b
 # -- the parent ---------------------------------------------------------------------------------
 
 
-def count_rows(engine: Any) -> int:
+def count_rows(engines: list[Any]) -> int:
     from sqlalchemy import text
 
-    with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM predictions WHERE source = 'mqtt'")).scalar_one())
+    total = 0
+    for engine in engines:
+        with engine.connect() as conn:
+            total += int(conn.execute(text("SELECT count(*) FROM predictions WHERE source = 'mqtt'")).scalar_one())
+    return total
 
 
-def run_step(n: int, args: argparse.Namespace, port: int, server: ServerProcess, engine: Any, recordings: Path) -> dict:
+def servers_cpu(servers: list[ServerProcess]) -> float:
+    return sum(group_cpu_seconds(server.process.pid) for server in servers)
+
+
+def decode_errors(servers: list[ServerProcess]) -> float:
+    return sum(scrape(server).get("mqtt_decode_errors_total", 0) for server in servers)
+
+
+def run_step(
+    n: int, args: argparse.Namespace, port: int, servers: list[ServerProcess], engines: list[Any], recordings: Path
+) -> dict:
     ctx = mp.get_context("spawn")
     results, receiver_results, receiver_control = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    listening = ctx.Process(target=receiver, args=(port, receiver_control, receiver_results), daemon=True)
+    listening = ctx.Process(
+        target=receiver, args=(port, args.instances, receiver_control, receiver_results), daemon=True
+    )
     listening.start()
     assert receiver_results.get(timeout=60)["kind"] == "ready"
     shards = []
@@ -228,6 +254,7 @@ def run_step(n: int, args: argparse.Namespace, port: int, server: ServerProcess,
             "indices": part.tolist(),
             "rows": args.rows,
             "binary": args.binary,
+            "instances": args.instances,
             "seconds": args.step_seconds,
             "recordings": str(recordings),
             "seed": n * 100 + index,
@@ -239,24 +266,23 @@ def run_step(n: int, args: argparse.Namespace, port: int, server: ServerProcess,
         ready = results.get(timeout=120)
         if ready["kind"] != "ready":
             raise SystemExit(f"a publisher failed: {ready}")
-    rows_before, before = count_rows(engine), scrape(server)
+    rows_before, errors_before = count_rows(engines), decode_errors(servers)
     start = time.monotonic() + 1.5  # the retained hellos reach posture first
     for _, control in shards:
         control.put(start)
     time.sleep(max(0.0, start - time.monotonic()))
-    cpu0, load = group_cpu_seconds(server.process.pid), os.getloadavg()[0]
+    cpu0, load = servers_cpu(servers), os.getloadavg()[0]
     time.sleep(args.step_seconds)
-    server_cpu = group_cpu_seconds(server.process.pid) - cpu0
+    server_cpu = servers_cpu(servers) - cpu0
     done = [results.get(timeout=args.step_seconds + 120) for _ in shards]
     if any(d["kind"] != "done" for d in done):
         raise SystemExit(f"a publisher failed: {done}")
     time.sleep(GRACE_S)
     receiver_control.put("stop")
     got = receiver_results.get(timeout=60)
-    after = scrape(server)
     expected, frames = sum(d["expected"] for d in done), sum(d["frames"] for d in done)
     deadline = time.monotonic() + 30
-    while (rows := count_rows(engine) - rows_before) < expected and time.monotonic() < deadline:
+    while (rows := count_rows(engines) - rows_before) < expected and time.monotonic() < deadline:
         time.sleep(0.25)
     first_due = {i: at for d in done for i, at in d["first_due"].items()}
     windows = got["got"]
@@ -278,7 +304,7 @@ def run_step(n: int, args: argparse.Namespace, port: int, server: ServerProcess,
         "server_cores": server_cpu / args.step_seconds,
         "us_per_frame": server_cpu * 1e6 / max(1, frames),
         "client_cores": (sum(d["cpu_s"] for d in done) + got["cpu_s"]) / args.step_seconds,
-        "decode_errors": after.get("mqtt_decode_errors_total", 0) - before.get("mqtt_decode_errors_total", 0),
+        "decode_errors": decode_errors(servers) - errors_before,
         "load": load,
     }
     step["holds"] = (
@@ -314,6 +340,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--step-seconds", type=float, default=15.0)
     parser.add_argument("--shards", type=int, default=1, help="Publisher processes (one connection each: a gateway).")
     parser.add_argument("--binary", action="store_true", help="float32 rows to .../imu-f32 instead of JSON frames.")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="posture processes, each serving one partition of the devices."
+    )
     parser.add_argument("--p99-ms", type=float, default=100.0)
     parser.add_argument("--keep-going", action="store_true")
     parser.add_argument("--ws-steps", default="", help="Also run bench/ws_load.py with these steps (10-row frames).")
@@ -323,42 +352,50 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    broker = server = None
+    broker = None
+    servers: list[ServerProcess] = []
     with bench_home("bench-mqtt-load-", args.home) as setup:
         try:
             port = free_port()
             (setup.tmp / "mosquitto.conf").write_text(BROKER_CONFIG.format(port=port))
-            broker = subprocess.Popen(
-                [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(setup.tmp / "mosquitto.conf")]
-            )
-            env = {"POSTURE_MQTT_URL": f"mqtt://127.0.0.1:{port}", "POSTURE_MQTT_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
-            server = posture_server(setup.home, 1, setup.tmp / "serve", env)
-            server.wait_ready()
-            time.sleep(2.0)  # the bridge connects and subscribes
+            mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+            broker = subprocess.Popen([mosquitto, "-c", str(setup.tmp / "mosquitto.conf")])
+            for index in range(args.instances):  # each serves its partition (docs/protocol.md, Scale-out)
+                env = {"POSTURE_MQTT_URL": f"mqtt://127.0.0.1:{port}", "POSTURE_MQTT_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
+                if args.instances > 1:
+                    env |= {"POSTURE_MQTT_PARTITIONS": str(args.instances), "POSTURE_MQTT_PARTITION_SET": str(index)}
+                servers.append(posture_server(setup.home, 1, setup.tmp / f"serve-{index}", env))
+            for server in servers:
+                server.wait_ready()
+            time.sleep(2.0)  # the bridges connect and subscribe
             from serving.store.db import make_engine
 
-            engine = make_engine(f"sqlite:///{setup.tmp / 'serve' / 'predictions.db'}")
+            engines = [
+                make_engine(f"sqlite:///{setup.tmp / f'serve-{i}' / 'predictions.db'}") for i in range(len(servers))
+            ]
             print(
                 f"{'float32' if args.binary else 'JSON'} frames of {args.rows} rows, {args.shards} publisher "
-                f"connection(s), ramp {args.steps} devices, {args.step_seconds:g} s each",
+                f"connection(s), {args.instances} posture instance(s), ramp {args.steps} devices, "
+                f"{args.step_seconds:g} s each",
                 flush=True,
             )
             steps = []
             for n in (int(x) for x in args.steps.split(",")):
-                step = run_step(n, args, port, server, engine, setup.recordings)
+                step = run_step(n, args, port, servers, engines, setup.recordings)
                 print_step(step, args.rows)
                 steps.append(step)
                 if not step["holds"] and not args.keep_going:
                     break
             summarize(steps, args)
-            status = server.stop()
-            print(f"posture exited {status} after SIGTERM; load average at end {load_average()}", flush=True)
-            server = None
-            engine.dispose()
+            statuses = [server.stop() for server in servers]
+            print(f"posture exited {statuses} after SIGTERM; load average at end {load_average()}", flush=True)
+            servers = []
+            for engine in engines:
+                engine.dispose()
             if args.ws_steps:
                 run_ws_load(args, setup.home)
         finally:
-            if server is not None:
+            for server in servers:
                 server.stop()
             if broker is not None:
                 broker.terminate()
