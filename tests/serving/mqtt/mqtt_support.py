@@ -150,6 +150,17 @@ class Device:
             f"{self.device_id}: {len(self.predictions)}/{predictions} predictions, {len(self.errors)}/{errors} errors"
         )
 
+    def wait_windows(self, windows: int, timeout: float = 30.0) -> None:
+        """Until ``windows`` distinct windows have predictions (QoS 1 may bring one twice, so a
+        count of messages can be reached before every window's prediction arrived)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len({m["window_start"] for m in self.predictions}) >= windows:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.device_id}: predictions for fewer than {windows} windows")
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()

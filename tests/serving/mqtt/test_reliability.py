@@ -37,7 +37,7 @@ def test_a_broker_restart_mid_stream_loses_and_repeats_no_window(trained_home: P
         device.send(frames[half + 20 :])
         assert all(info.mid in device.acked for info in infos)
         expected = expected_windows(len(part))
-        device.wait(expected, timeout=60)
+        device.wait_windows(expected, timeout=60)
         # every window reached the device (a prediction may reach it twice: QoS 1 is at least once) ...
         assert {m["window_start"] for m in device.predictions} == {float(k) for k in range(expected)}
         assert server.wait_rows(ROWS_SQL, expected) == expected  # rows = predictions: none lost, none twice
