@@ -214,13 +214,12 @@ class BrokerConnection:
 
     def _on_register_write(self, client: mqtt.Client, _u: object, sock: Any) -> None:
         """paho has packets to send: write them once this turn's callbacks have queued theirs."""
+        self._in_loop(self._write_soon)
 
-        def due() -> None:
-            if not self._write_due:
-                self._write_due = True
-                self._loop.call_soon(self._write)
-
-        self._in_loop(due)
+    def _write_soon(self) -> None:
+        if not self._write_due:
+            self._write_due = True
+            self._loop.call_soon(self._write)
 
     def _on_unregister_write(self, client: mqtt.Client, _u: object, sock: Any) -> None:
         """Nothing to do: ``_write`` watches the socket itself while bytes wait."""
@@ -248,7 +247,9 @@ class BrokerConnection:
             client.loop_read()
             sock = client.socket()
             if sock is None or self._paused or not (client.buffered() or _tls_pending(sock)):
-                return
+                break
+        if client.has_output():  # paho may write without asking (its CONNACK handling does)
+            self._write_soon()
 
     async def _misc_loop(self) -> None:
         """Keep-alive pings and QoS retries: paho's periodic work."""
@@ -274,6 +275,10 @@ class BatchedClient(mqtt.Client):
     def buffered(self) -> bool:
         """Whether bytes already read wait for paho."""
         return len(self._in) > 0 and self._sock is self._io_sock
+
+    def has_output(self) -> bool:
+        """Whether bytes wait to be sent."""
+        return len(self._out) > 0 and self._sock is self._io_sock
 
     def _own(self) -> None:
         if self._sock is not self._io_sock:
