@@ -1,8 +1,7 @@
 """The browser test client that `posture serve` serves at /, driven in headless Chromium
 against the real server on a free port.
 
-Chromium comes from Debian's packages (scripts/ensure_chromium.sh); playwright for Python
-drives it through ``executable_path`` and never downloads a browser. Screenshots on a phone
+Chromium is the ``browser`` fixture of tests/serving/conftest.py. Screenshots on a phone
 and a desktop viewport land in test-artifacts/ (git-ignored).
 """
 
@@ -16,23 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
 from tests.conftest import REPO, run_cli
 from tests.serving import serving_support
 from tests.serving.serving_support import ServerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
@@ -90,16 +78,6 @@ class Client:
         path = ARTIFACTS / name
         self.page.screenshot(path=str(path), full_page=True)
         return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (Debian's chromium package).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

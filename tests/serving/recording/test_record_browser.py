@@ -6,28 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.conftest import run_cli
 from tests.serving.recording.recording_support import read, recorded_files, wait_for_entries
 from tests.serving.serving_support import ServerProcess
-from tests.serving.test_browser_client import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PHONE, Client
+from tests.serving.test_browser_client import ARTIFACTS, PHONE, Client
 
 RECORDING_TIMEOUT_MS = 20_000  # countdown (1 s) + connect + the server's answer; slack for busy CI
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (Debian's chromium package).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def seconds_shown(client: Client, label: str) -> float:
