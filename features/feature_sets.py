@@ -26,6 +26,7 @@ Every signal gets the same per-signal features (``features.extract``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from features.gravity_kernel import gravity_frame, tilt_from_reference
 from features.spec import WindowSpec
 from features.last_posture import POSTURE_CHANGE_FEATURE_NAMES
 from features.stream_context import LAST_POSTURE, UPRIGHT, StreamContext, stream_contexts, unknown_contexts
-from features.upright import UPRIGHT_FEATURE_NAMES, gravity_and_spread_of
+from features.upright import UPRIGHT_FEATURE_NAMES
 
 IMU_STATS_2 = "imu-stats-2"
 IMU_STATS_3 = "imu-stats-3"
@@ -57,15 +58,22 @@ def featurize(windows: np.ndarray, spec: WindowSpec, contexts: np.ndarray | None
     windows = np.asarray(windows)
     if version == IMU_STATS_1:
         return extract_features(windows, spec.channels, spec.rate_hz)
-    signals, names = with_gravity_frame(windows, spec.channels)
-    features = extract_features(signals, names, spec.rate_hz)
-    if version == IMU_STATS_2:
-        return features
-    if contexts is None or len(contexts) != len(windows):
+    if version != IMU_STATS_2 and (contexts is None or len(contexts) != len(windows)):
         raise ValueError(f"{version} needs one context row per window (window_contexts)")
-    gravity, _ = gravity_and_spread_of(_acc(windows, spec.channels))
+    signals, names, gravity = _with_gravity_frame(windows, spec.channels)
+    if version == IMU_STATS_2:
+        return extract_features(signals, names, spec.rate_hz)
+    if gravity is None:
+        raise ValueError(f"{version} needs the accelerometer channels {', '.join(ACC_CHANNELS)}")
+    # One matrix, the per-signal features first, then 4 tilt columns per reference direction.
     references = [UPRIGHT] if version == IMU_STATS_3 else [UPRIGHT, LAST_POSTURE]
-    return np.hstack([features, *(_tilt_from(gravity, contexts[:, columns]) for columns in references)])
+    n_features = len(feature_names(names, spec.rate_hz))
+    out = np.empty((len(windows), n_features + 4 * len(references)))
+    extract_features(signals, names, spec.rate_hz, out[:, :n_features])
+    contexts = np.asarray(contexts, dtype=np.float64)
+    for i, columns in enumerate(references):
+        tilt_from_reference(gravity, contexts[:, columns], out[:, n_features + 4 * i : n_features + 4 * (i + 1)])
+    return out
 
 
 def window_contexts(windows: np.ndarray, spec: WindowSpec, context: StreamContext | None = None) -> np.ndarray:
@@ -74,14 +82,6 @@ def window_contexts(windows: np.ndarray, spec: WindowSpec, context: StreamContex
     if not all(c in spec.channels for c in ACC_CHANNELS):
         return unknown_contexts(len(windows))
     return stream_contexts(_acc(np.asarray(windows), spec.channels), spec.hop_s, context)
-
-
-def _tilt_from(gravity: np.ndarray, references: np.ndarray) -> np.ndarray:
-    """(n, 4): the angle from each reference direction to the window's gravity, and gravity minus
-    the reference; zeros where the reference is NaN (not known yet: no tilt from it)."""
-    out = np.empty((len(gravity), 4))
-    tilt_from_reference(gravity, np.ascontiguousarray(references, dtype=np.float64), out)
-    return out
 
 
 def _acc(windows: np.ndarray, channels: Sequence[str]) -> np.ndarray:
@@ -93,7 +93,7 @@ def feature_names_for(spec: WindowSpec) -> list[str]:
     version = _version(spec)
     if version == IMU_STATS_1:
         return feature_names(spec.channels, spec.rate_hz)
-    names = feature_names(_gravity_frame_names(spec.channels), spec.rate_hz)
+    names = feature_names(_gravity_frame_names(tuple(spec.channels)), spec.rate_hz)
     if version == IMU_STATS_2:
         return names
     names += UPRIGHT_FEATURE_NAMES
@@ -102,22 +102,36 @@ def feature_names_for(spec: WindowSpec) -> list[str]:
 
 def with_gravity_frame(windows: np.ndarray, channels: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     """The windows with the gravity-frame signals appended as channels (those whose triad is present)."""
-    names = _gravity_frame_names(channels)
+    signals, names, _ = _with_gravity_frame(np.asarray(windows), channels)
+    return signals, names
+
+
+def _with_gravity_frame(
+    windows: np.ndarray, channels: Sequence[str]
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray | None]:
+    """``with_gravity_frame`` (float32 signals) and each window's unit gravity direction (n, 3),
+    as ``gravity_and_spread_of``; None without an accelerometer."""
+    names = _gravity_frame_names(tuple(channels))
     if len(names) == len(channels):
-        return windows, names
+        return windows, names, None
+    acc, gyro = _triad_columns(tuple(channels))
+    out = np.empty((*windows.shape[:2], len(names)), dtype=np.float32)
+    gravity = np.empty((len(windows), 3))
+    gravity_frame(windows, acc, gyro, out, gravity)
+    return out, names, gravity
+
+
+@lru_cache(maxsize=64)
+def _triad_columns(channels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The accelerometer's and (when complete, else none) the gyroscope's channel indices."""
     index = {name: i for i, name in enumerate(channels)}
     acc = np.array([index[c] for c in ACC_CHANNELS], dtype=np.intp)
     has_gyro = all(c in index for c in GYRO_CHANNELS)
-    gyro = np.array([index[c] for c in GYRO_CHANNELS] if has_gyro else [], dtype=np.intp)
-    out = np.empty((*windows.shape[:2], len(names)), dtype=np.float32)
-    out[:, :, : len(channels)] = windows
-    derived = np.empty((*windows.shape[:2], len(names) - len(channels)), dtype=np.float32)
-    gravity_frame(windows, acc, gyro, derived)
-    out[:, :, len(channels) :] = derived
-    return out, names
+    return acc, np.array([index[c] for c in GYRO_CHANNELS] if has_gyro else [], dtype=np.intp)
 
 
-def _gravity_frame_names(channels: Sequence[str]) -> tuple[str, ...]:
+@lru_cache(maxsize=64)
+def _gravity_frame_names(channels: tuple[str, ...]) -> tuple[str, ...]:
     if not all(c in channels for c in ACC_CHANNELS):
         return tuple(channels)
     has_gyro = all(c in channels for c in GYRO_CHANNELS)

@@ -28,14 +28,18 @@ def _mean_direction(windows: np.ndarray, w: int, columns: np.ndarray) -> tuple[f
 
 
 @njit(cache=True, nogil=True)
-def gravity_frame(windows: np.ndarray, acc: np.ndarray, gyro: np.ndarray, out: np.ndarray) -> None:
-    """Into ``out`` (n, t, 2 or 4): body acceleration along and across the window's gravity, then
-    (with ``gyro`` columns) the rotation rate about and across it."""
-    n_windows, n_samples, _ = windows.shape
+def gravity_frame(windows: np.ndarray, acc: np.ndarray, gyro: np.ndarray, out: np.ndarray, unit: np.ndarray) -> None:
+    """Into ``out`` (n, t, c + 2 or 4): the windows' c channels, then body acceleration along and
+    across the window's gravity, then (with ``gyro`` columns) the rotation rate about and across
+    it; into ``unit`` (n, 3) the gravity direction, as ``gravity_and_spread``."""
+    n_windows, n_samples, n_channels = windows.shape
     for w in range(n_windows):
         gx, gy, gz, norm = _mean_direction(windows, w, acc)
         ux, uy, uz = (gx / norm, gy / norm, gz / norm) if norm > 0 else (0.0, 0.0, 0.0)
+        unit[w, 0], unit[w, 1], unit[w, 2] = ux, uy, uz
         for s in range(n_samples):
+            for c in range(n_channels):
+                out[w, s, c] = windows[w, s, c]
             for k in range(2 if gyro.size else 1):
                 columns = acc if k == 0 else gyro
                 x = windows[w, s, columns[0]] - (gx if k == 0 else 0.0)
@@ -43,8 +47,8 @@ def gravity_frame(windows: np.ndarray, acc: np.ndarray, gyro: np.ndarray, out: n
                 z = windows[w, s, columns[2]] - (gz if k == 0 else 0.0)
                 along = x * ux + y * uy + z * uz
                 hx, hy, hz = x - along * ux, y - along * uy, z - along * uz
-                out[w, s, 2 * k] = along
-                out[w, s, 2 * k + 1] = math.sqrt(hx * hx + hy * hy + hz * hz)
+                out[w, s, n_channels + 2 * k] = along
+                out[w, s, n_channels + 2 * k + 1] = math.sqrt(hx * hx + hy * hy + hz * hz)
 
 
 @njit(cache=True, nogil=True)

@@ -27,6 +27,7 @@ N_STATS = 9  # mean, std, min, max, rms, p10, p50, p90, iqr
 N_SHAPE_AND_JERK = 5  # skew, kurtosis, mcr, jerk_mean, jerk_std
 N_SPECTRAL = 4  # dom_freq, spec_entropy, ac_peak, ac_lag; plus one share per band
 N_GRAVITY = 6
+PAIRWISE_BLOCK = 128  # numpy's pairwise summation block (PW_BLOCKSIZE)
 
 
 class KernelLayout(NamedTuple):
@@ -47,20 +48,105 @@ class KernelLayout(NamedTuple):
     acc_columns: np.ndarray  # ax, ay, az signal indices; empty without a complete accelerometer
 
 
+def pairwise_plan(n_samples: int) -> np.ndarray:
+    """How numpy sums a contiguous row of ``n_samples``, as ``prepare_signals`` replays it: rows
+    (start, length) of blocks to sum, in order, and (-1, -1) to add the last two sums.
+
+    numpy sums a block of at most ``PAIRWISE_BLOCK`` eight ways; it splits a longer row in two
+    (the first part a multiple of 8 long) and adds the parts' sums. The kernel replays this
+    list because a numba function that calls itself breaks ``cache=True`` (a segfault on load).
+    """
+
+    def plan(start: int, n: int) -> list[tuple[int, int]]:
+        if n <= PAIRWISE_BLOCK:
+            return [(start, n)]
+        half = n // 2 - n // 2 % 8
+        return [*plan(start, half), *plan(start + half, n - half), (-1, -1)]
+
+    return np.array(plan(0, n_samples), dtype=np.intp)
+
+
+@njit(cache=True, nogil=True)
+def prepare_signals(
+    windows: np.ndarray, triads: np.ndarray, plan: np.ndarray, x: np.ndarray, mean: np.ndarray, d: np.ndarray
+) -> None:
+    """The signals of windows (n, n_samples, n_channels) into ``x`` (n, n_signals, n_samples) float64:
+    the channels, then the magnitude of each triad (rows of ``triads``, channel indices); their
+    means into ``mean`` and the demeaned signals into ``d``.
+
+    One pass instead of numpy's transpose, einsum, sum and subtraction, each a temporary array;
+    the values are numpy's: the mean is numpy's sum, replayed from ``pairwise_plan(n_samples)``.
+    """
+    n_windows, n_samples, n_channels = windows.shape
+    sums = np.empty(plan.shape[0])
+    for w in range(n_windows):
+        for t in range(n_samples):
+            for c in range(n_channels):
+                x[w, c, t] = windows[w, t, c]
+        for k in range(triads.shape[0]):
+            a, b, c = x[w, triads[k, 0]], x[w, triads[k, 1]], x[w, triads[k, 2]]
+            for t in range(n_samples):
+                x[w, n_channels + k, t] = math.sqrt(a[t] * a[t] + b[t] * b[t] + c[t] * c[t])
+        for s in range(x.shape[1]):
+            mean[w, s] = _planned_sum(x[w, s], plan, sums) / n_samples
+            for t in range(n_samples):
+                d[w, s, t] = x[w, s, t] - mean[w, s]
+
+
+@njit(cache=True, nogil=True)
+def _planned_sum(a: np.ndarray, plan: np.ndarray, sums: np.ndarray) -> float:
+    """The sum of ``a`` by ``pairwise_plan``, with ``sums`` as the stack of partial sums."""
+    top = 0
+    for i in range(plan.shape[0]):
+        if plan[i, 0] < 0:
+            top -= 1
+            sums[top - 1] += sums[top]
+        else:
+            sums[top] = _block_sum(a, plan[i, 0], plan[i, 1])
+            top += 1
+    return 0.0 + sums[0]  # numpy adds the row's sum to its identity, 0: -0.0 becomes 0.0
+
+
+@njit(cache=True, nogil=True)
+def _block_sum(a: np.ndarray, start: int, n: int) -> float:
+    """``a[start:start + n].sum()`` for n up to ``PAIRWISE_BLOCK``, as numpy: eight running sums."""
+    if n < 8:
+        total = 0.0
+        for i in range(start, start + n):
+            total += a[i]
+        return total
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    end = start + n - n % 8
+    for i in range(start + 8, end, 8):
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(end, start + n):
+        total += a[i]
+    return total
+
+
 @njit(cache=True, nogil=True)
 def fill_features(
     x: np.ndarray,
     ordered: np.ndarray,
     mean: np.ndarray,
     d: np.ndarray,
-    power: np.ndarray,
+    spectrum: np.ndarray,
     layout: KernelLayout,
     out: np.ndarray,
 ) -> None:
     """Write the feature rows of a block into ``out`` (n, n_features).
 
     ``x`` (n, n_signals, n_samples) holds the signals, ``ordered`` each one sorted,
-    ``mean`` their means and ``d`` them demeaned; ``power`` is ``|rfft(d)|^2`` without DC.
+    ``mean`` their means and ``d`` them demeaned (``prepare_signals``); ``spectrum`` is ``rfft(d)``.
     """
     n_windows, n_signals, n_samples = x.shape
     per_signal = N_STATS + N_SHAPE_AND_JERK + N_SPECTRAL + layout.n_bands
@@ -74,7 +160,7 @@ def fill_features(
             std[s] = _moments_and_shape(x[w, s], ordered[w, s], mean[w, s], d[w, s], layout, row, offset)
             flat = std[s] == 0.0
             energy, lags = _autocorrelation(d[w, s], first_lag, n_lags)
-            _spectrum(power[w, s], energy, lags, flat, layout, row, offset + N_STATS + N_SHAPE_AND_JERK)
+            _spectrum(spectrum[w, s], energy, lags, flat, layout, row, offset + N_STATS + N_SHAPE_AND_JERK)
         offset = n_signals * per_signal
         _correlations(d[w], std, layout, row, offset)
         if layout.acc_columns.size:
@@ -171,7 +257,7 @@ def _autocorrelation(d: np.ndarray, first: int, n_lags: int) -> tuple[float, np.
 
 @njit(cache=True, nogil=True)
 def _spectrum(
-    power: np.ndarray,
+    spectrum: np.ndarray,
     energy: float,
     lags: np.ndarray,
     flat: bool,
@@ -181,19 +267,23 @@ def _spectrum(
 ) -> None:
     """dom_freq, spec_entropy, band shares, ac_peak, ac_lag of one signal (see features.spectral).
 
-    ``energy`` is the autocorrelation at lag 0 and ``lags`` at ``lag_low - 1 .. lag_high + 1``.
+    The power of a non-DC bin of ``spectrum`` (the signal's rfft) is ``re^2 + im^2``, as numpy's
+    ``real**2 + imag**2``. ``energy`` is the autocorrelation at lag 0 and ``lags`` at
+    ``lag_low - 1 .. lag_high + 1``.
     """
     n_bins = layout.freqs.size
     total = p_log_p = 0.0
     best_bin = 0
+    best_power = spectrum[1].real * spectrum[1].real + spectrum[1].imag * spectrum[1].imag
     bands = np.zeros(layout.n_bands)
     for k in range(n_bins):
-        p = power[k]
+        z = spectrum[k + 1]
+        p = z.real * z.real + z.imag * z.imag
         total += p
         if p > 0:
             p_log_p += p * math.log(p)
-        if p > power[best_bin]:
-            best_bin = k
+        if p > best_power:
+            best_bin, best_power = k, p
         if layout.band_of_bin[k] >= 0:
             bands[layout.band_of_bin[k]] += p
     end = offset + N_SPECTRAL + layout.n_bands

@@ -1,10 +1,10 @@
-"""Frequency-domain and periodicity features: their names, bands and lag range, and the
-power spectrum they start from (``features.kernel`` computes the features).
+"""Frequency-domain and periodicity features: their names, bands, bins and lag range
+(``features.kernel`` computes the features).
 
-Each signal ``d`` (already demeaned) gets its non-DC power ``|rfft(d)|^2`` here, batched
-in numpy; band energies, dominant frequency and spectral entropy come from it. The
-periodicity peak comes from the autocorrelation ``sum_t d[t] d[t+k]``, summed directly
-over the gait lags only (``autocorr_lag_range``).
+Each signal ``d`` (already demeaned) gets its non-DC power ``|rfft(d)|^2`` (the rfft batched
+in numpy by ``features.extract``); band energies, dominant frequency and spectral entropy
+come from it. The periodicity peak comes from the autocorrelation ``sum_t d[t] d[t+k]``,
+summed directly over the gait lags only (``autocorr_lag_range``).
 """
 
 from __future__ import annotations
@@ -54,9 +54,3 @@ def band_of_bin(freqs: np.ndarray, rate_hz: float) -> np.ndarray:
 def bin_frequencies(n_samples: int, rate_hz: float) -> np.ndarray:
     """Frequency (Hz) of each non-DC bin of ``rfft(d, n_samples)``."""
     return np.fft.rfftfreq(n_samples, d=1.0 / rate_hz)[1:]
-
-
-def power_spectrum(d: np.ndarray) -> np.ndarray:
-    """``|rfft(d)|^2`` of demeaned ``d`` (..., n) without the DC bin: one value per ``bin_frequencies``."""
-    spectrum = np.fft.rfft(d, axis=-1)[..., 1:]
-    return spectrum.real**2 + spectrum.imag**2
