@@ -37,7 +37,14 @@ from features.extract import extract_features, feature_names
 from features.gravity_kernel import gravity_frame, tilt_from_reference
 from features.spec import WindowSpec
 from features.last_posture import POSTURE_CHANGE_FEATURE_NAMES
-from features.stream_context import LAST_POSTURE, UPRIGHT, StreamContext, stream_contexts, unknown_contexts
+from features.stream_context import (
+    LAST_POSTURE,
+    UPRIGHT,
+    StreamContext,
+    accelerometer_columns,
+    stream_contexts,
+    unknown_contexts,
+)
 from features.upright import UPRIGHT_FEATURE_NAMES
 
 IMU_STATS_2 = "imu-stats-2"
@@ -79,9 +86,10 @@ def featurize(windows: np.ndarray, spec: WindowSpec, contexts: np.ndarray | None
 def window_contexts(windows: np.ndarray, spec: WindowSpec, context: StreamContext | None = None) -> np.ndarray:
     """The context row of each of a stream's consecutive windows (cut by ``spec``), advancing
     ``context`` (a new one when None: the windows are a whole stream); NaN rows without an accelerometer."""
-    if not all(c in spec.channels for c in ACC_CHANNELS):
+    acc = accelerometer_columns(tuple(spec.channels))
+    if acc is None:
         return unknown_contexts(len(windows))
-    return stream_contexts(_acc(np.asarray(windows), spec.channels), spec.hop_s, context)
+    return stream_contexts(windows, spec.hop_s, context, acc)
 
 
 def _acc(windows: np.ndarray, channels: Sequence[str]) -> np.ndarray:

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
+
+from features.context_kernel import last_posture_references
 
 # A window is still when the std of its acceleration magnitude is below this (m/s^2): a phone
 # at rest reads ~0.03 (sensor noise), sitting or standing mostly below 0.1, walking 1.5-4.
@@ -38,46 +41,46 @@ CHANGE_MIN_DEG = 5.0
 # Still stretches remembered, newest last.
 REMEMBERED = 8
 POSTURE_CHANGE_FEATURE_NAMES = ("posture_change_angle", "posture_change_dx", "posture_change_dy", "posture_change_dz")
+CHANGE_COS = math.cos(math.radians(CHANGE_MIN_DEG))  # a posture differs when its cosine to gravity is below
 
 
 @dataclass
 class LastPostureTracker:
-    """One stream's recent still postures (unit gravity directions) and its current still run."""
+    """One stream's recent still postures (unit gravity directions) and its current still run,
+    in arrays that ``features.context_kernel`` updates in place."""
 
-    postures: list[list[float]] = field(default_factory=list)  # completed still stretches, newest last
+    # Completed still stretches in the first counts[0] rows, oldest first.
+    recent: np.ndarray = field(default_factory=lambda: np.zeros((REMEMBERED, 3)))
     run_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))  # gravity summed over the current still run
-    run_windows: int = 0
+    # The postures remembered, and the windows in the current still run.
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.int64))
+
+    @property
+    def postures(self) -> list[list[float]]:
+        """The remembered still postures, newest last."""
+        return self.recent[: self.counts[0]].tolist()
 
     def references(self, gravity: np.ndarray, spread: np.ndarray, hop_s: float) -> np.ndarray:
         """The posture each window came from (n, 3) unit rows, NaN when none is known; then the
         windows update the tracker. ``gravity`` (n, 3) unit rows, ``spread`` (n,) the std of each
         window's acceleration magnitude, ``hop_s`` the time from one window to the next."""
-        min_run = max(1, math.ceil(MIN_STILL_S / hop_s - 1e-9))
-        change = math.cos(math.radians(CHANGE_MIN_DEG))
-        out = np.full((len(gravity), 3), np.nan)
-        for i in range(len(gravity)):
-            for posture in reversed(self.postures):
-                if posture[0] * gravity[i, 0] + posture[1] * gravity[i, 1] + posture[2] * gravity[i, 2] < change:
-                    out[i] = posture
-                    break
-            if spread[i] < STILL_STD:
-                self.run_sum = self.run_sum + gravity[i]
-                self.run_windows += 1
-            else:
-                self._end_run(min_run)
-        return out
-
-    def _end_run(self, min_run: int) -> None:
-        norm = float(np.sqrt(self.run_sum @ self.run_sum))
-        if self.run_windows >= min_run and norm > 0:
-            self.postures = [*self.postures, (self.run_sum / norm).tolist()][-REMEMBERED:]
-        self.run_sum, self.run_windows = np.zeros(3), 0
+        gravity, still = np.asarray(gravity, dtype=np.float64), np.asarray(spread) < STILL_STD
+        args = (min_still_windows(hop_s), CHANGE_COS, self.recent, self.run_sum, self.counts)
+        return last_posture_references(gravity, still, *args)
 
     def state(self) -> dict[str, object]:
-        return {"postures": self.postures, "run_sum": self.run_sum.tolist(), "run_windows": self.run_windows}
+        return {"postures": self.postures, "run_sum": self.run_sum.tolist(), "run_windows": int(self.counts[1])}
 
     @classmethod
     def restore(cls, state: dict[str, object]) -> "LastPostureTracker":
-        postures = [[float(v) for v in p] for p in state["postures"]]  # type: ignore[attr-defined]
-        run_sum = np.asarray(state["run_sum"], dtype=np.float64)
-        return cls(postures, run_sum, int(state["run_windows"]))  # type: ignore[call-overload]
+        postures = np.array(state["postures"], dtype=np.float64).reshape(-1, 3)[-REMEMBERED:]
+        recent = np.zeros((REMEMBERED, 3))
+        recent[: len(postures)] = postures
+        run_sum = np.array(state["run_sum"], dtype=np.float64)
+        return cls(recent, run_sum, np.array([len(postures), state["run_windows"]], dtype=np.int64))
+
+
+@lru_cache(maxsize=16)
+def min_still_windows(hop_s: float) -> int:
+    """``MIN_STILL_S`` in windows ``hop_s`` apart."""
+    return max(1, math.ceil(MIN_STILL_S / hop_s - 1e-9))

@@ -12,11 +12,14 @@ direction in the phone's axes (NaN: not known yet). The training copies of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
-from features.last_posture import LastPostureTracker
-from features.upright import MOVING_STD, UprightTracker, gravity_and_spread_of
+from features.context_kernel import context_rows
+from features.contract import ACC_CHANNELS
+from features.last_posture import CHANGE_COS, STILL_STD, LastPostureTracker, min_still_windows
+from features.upright import MOVING_STD, XYZ, UprightTracker, upright_windows
 
 CONTEXT_COLUMNS = 6
 UPRIGHT = slice(0, 3)
@@ -41,15 +44,38 @@ class StreamContext:
         )
 
 
-def stream_contexts(acc_windows: np.ndarray, hop_s: float, context: StreamContext | None = None) -> np.ndarray:
-    """The context row (n, ``CONTEXT_COLUMNS``) of each of a stream's consecutive acceleration
-    windows (n, t, 3), ``hop_s`` apart, advancing ``context`` (a new one: a stream of its own)."""
-    context = context or StreamContext()
-    gravity, spread = gravity_and_spread_of(acc_windows)
-    out = np.empty((len(gravity), CONTEXT_COLUMNS))
-    out[:, UPRIGHT] = context.upright.references(gravity, spread > MOVING_STD, hop_s)
-    out[:, LAST_POSTURE] = context.last_posture.references(gravity, spread, hop_s)
-    return out
+def stream_contexts(
+    windows: np.ndarray, hop_s: float, context: StreamContext | None = None, acc: np.ndarray = XYZ
+) -> np.ndarray:
+    """The context row (n, ``CONTEXT_COLUMNS``) of each of a stream's consecutive windows
+    (n, t, channels; ``acc`` the accelerometer's columns), ``hop_s`` apart, advancing ``context``
+    (a new one: a stream of its own)."""
+    context = StreamContext() if context is None else context
+    upright, last_posture = context.upright, context.last_posture
+    return context_rows(
+        np.asarray(windows),
+        acc,
+        MOVING_STD,
+        *upright_windows(hop_s),
+        upright.direction,
+        upright.counts,
+        STILL_STD,
+        min_still_windows(hop_s),
+        CHANGE_COS,
+        last_posture.recent,
+        last_posture.run_sum,
+        last_posture.counts,
+    )
+
+
+@lru_cache(maxsize=64)
+def accelerometer_columns(channels: tuple[str, ...]) -> np.ndarray | None:
+    """The columns of ``ACC_CHANNELS`` among ``channels`` (read-only), None when one is missing."""
+    if not all(c in channels for c in ACC_CHANNELS):
+        return None
+    columns = np.array([channels.index(c) for c in ACC_CHANNELS], dtype=np.intp)
+    columns.setflags(write=False)  # shared by every caller
+    return columns
 
 
 def unknown_contexts(n_windows: int) -> np.ndarray:

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
+from features.context_kernel import upright_references
 from features.gravity_kernel import gravity_and_spread
 
 # A window moves when the std of its acceleration magnitude exceeds this (m/s^2): walking
@@ -38,7 +40,6 @@ SUSTAINED_S = 5.0
 # exponential mean over about the last MEMORY_S of them, so a phone put back another way is
 # learned anew.
 MEMORY_S = 120.0
-NO_UPRIGHT = np.full(3, np.nan)
 XYZ = np.arange(3)  # the triad's columns in an (n, t, 3) array
 UPRIGHT_FEATURE_NAMES = ("upright_angle", "upright_dx", "upright_dy", "upright_dz")  # radians; unit-vector difference
 
@@ -46,40 +47,34 @@ UPRIGHT_FEATURE_NAMES = ("upright_angle", "upright_dx", "upright_dy", "upright_d
 @dataclass
 class UprightTracker:
     """The running upright estimate of one stream: the (unnormalised) mean gravity direction
-    of its moving windows, and how many there were."""
+    of its moving windows, and how many there were. ``features.context_kernel`` updates the
+    arrays in place."""
 
     direction: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    moving_windows: int = 0  # that counted towards ``direction``
-    moving_run: int = 0  # consecutive moving windows up to the last one
+    # The moving windows counted towards ``direction``, and the consecutive moving windows up to the last one.
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.int64))
 
     def references(self, gravity: np.ndarray, moving: np.ndarray, hop_s: float) -> np.ndarray:
         """The upright each window sees (n, 3) unit rows, NaN before the first counted window;
         then the windows update the estimate. ``gravity`` (n, 3) unit rows, ``moving`` (n,) bool,
         ``hop_s`` the time from one window to the next."""
-        sustained = max(1, math.ceil(SUSTAINED_S / hop_s - 1e-9))
-        memory = max(1, round(MEMORY_S / hop_s))
-        out = np.empty((len(gravity), 3))
-        for i in range(len(gravity)):
-            norm = float(np.sqrt(self.direction @ self.direction))
-            out[i] = self.direction / norm if self.moving_windows and norm > 0 else NO_UPRIGHT
-            self.moving_run = self.moving_run + 1 if moving[i] else 0
-            if self.moving_run >= sustained:
-                self.moving_windows += 1
-                weight = 1.0 / min(self.moving_windows, memory)
-                self.direction = self.direction + weight * (gravity[i] - self.direction)
-        return out
+        gravity, moving = np.asarray(gravity, dtype=np.float64), np.asarray(moving, dtype=np.bool_)
+        return upright_references(gravity, moving, *upright_windows(hop_s), self.direction, self.counts)
 
     def state(self) -> dict[str, object]:
-        return {
-            "direction": self.direction.tolist(),
-            "moving_windows": self.moving_windows,
-            "moving_run": self.moving_run,
-        }
+        moving_windows, moving_run = self.counts.tolist()
+        return {"direction": self.direction.tolist(), "moving_windows": moving_windows, "moving_run": moving_run}
 
     @classmethod
     def restore(cls, state: dict[str, object]) -> "UprightTracker":
-        direction = np.asarray(state["direction"], dtype=np.float64)
-        return cls(direction, int(state["moving_windows"]), int(state["moving_run"]))  # type: ignore[call-overload]
+        direction = np.array(state["direction"], dtype=np.float64)
+        return cls(direction, np.array([state["moving_windows"], state["moving_run"]], dtype=np.int64))
+
+
+@lru_cache(maxsize=16)
+def upright_windows(hop_s: float) -> tuple[int, int]:
+    """``SUSTAINED_S`` and ``MEMORY_S`` in windows ``hop_s`` apart."""
+    return max(1, math.ceil(SUSTAINED_S / hop_s - 1e-9)), max(1, round(MEMORY_S / hop_s))
 
 
 def gravity_and_spread_of(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
