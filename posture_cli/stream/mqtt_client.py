@@ -19,7 +19,6 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-import paho.mqtt.client as mqtt
 
 from posture_cli.stream.chunks import Chunk, Device
 from posture_cli.stream.client import STOP_RECORDING_TIMEOUT_S, ClientOptions, Listener
@@ -130,9 +129,9 @@ class MqttStreamClient:
             self.stats.on_lost()
             self.stats.state = "disconnected; reconnecting"
 
-    def _on_message(self, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _topic: str, payload: bytes) -> None:
         self._last_message = time.monotonic()
-        body: dict[str, Any] = json.loads(message.payload)
+        body: dict[str, Any] = json.loads(payload)
         kind = body.get("type")
         if kind == "ready":
             self.stats.on_ready(body)

@@ -15,7 +15,6 @@ import asyncio
 import logging
 
 import orjson
-import paho.mqtt.client as mqtt
 
 from serving.client_text import text_problem
 from serving.logs import log_event
@@ -102,8 +101,7 @@ class MqttBridge:
 
     # --- messages ------------------------------------------------------------------------------
 
-    def _on_message(self, message: mqtt.MQTTMessage) -> None:
-        topic = message.topic
+    def _on_message(self, topic: str, payload: bytes) -> None:
         parsed = self.layout.parse(topic)
         if parsed is None:
             return
@@ -125,9 +123,9 @@ class MqttBridge:
                 return
             device = self.devices[device_id] = DeviceStream(device_id, self.context)
         if kind == "hello":
-            device.set_hello(bytes(message.payload))
+            device.set_hello(payload)
         else:
-            device.receive(bytes(message.payload), kind == "imu-f32")
+            device.receive(payload, kind == "imu-f32")
 
     def _publish(self, device_id: str, kind: str, payload: bytes) -> None:
         self._out[kind].inc()

@@ -25,7 +25,6 @@ import logging
 import random
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,15 +41,17 @@ KEEPALIVE_S = 15
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 10.0
 MAX_INFLIGHT_OUT = 1000  # our QoS 1 publishes awaiting PUBACK (paho's default of 20 throttles predictions)
 RECEIVE_MAXIMUM = 65535  # the broker's QoS 1 messages in flight to us
-READ_BURST = 512  # packets read per readable event at most, so writes and other work still get turns
+READ_BURST = 512  # packets through paho's reader per turn of the loop at most, so other work gets turns
 READ_SIZE = 256 * 1024  # bytes taken from the socket at once
+READS_PER_TURN = 4  # socket reads per turn of the loop at most (~400 frames of 50 samples)
 WRITE_SIZE = 256 * 1024  # bytes handed to the socket at once
 
 PUBLISH, PUBACK, QOS_1 = 0x30, 0x40, 0x02  # fixed-header bits (MQTT 5, 2.1.2)
+PUBACK_HEADER = bytes((PUBACK, 2))  # a PUBACK with reason 0 and no properties: the header, then the packet id
 PUBACK_SUCCESS = ReasonCode(PacketTypes.PUBACK)  # shared, read-only: what paho would make for a 2-byte PUBACK
 NO_PROPERTIES = Properties(PacketTypes.PUBACK)
 
-OnMessage = Callable[[mqtt.MQTTMessage], None]
+OnMessage = Callable[[str, bytes], None]  # (topic, payload) of a message from the broker
 
 
 class BrokerConnection:
@@ -90,7 +91,8 @@ class BrokerConnection:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
             client.tls_insecure_set(settings.tls_insecure)
-        client.on_message = lambda _c, _u, message: on_message(message)
+        self.on_message = on_message
+        client.on_message = lambda _c, _u, message: on_message(message.topic, message.payload)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -240,26 +242,18 @@ class BrokerConnection:
             self._writer = None
 
     def _readable(self) -> None:
-        """Read what the socket holds, up to READ_BURST packets: paho's loop_read takes one packet
-        a call when nothing of ours awaits an acknowledgement, and one a loop iteration is too few."""
+        """Read what the socket holds (a turn's share at most), then write what that queued."""
         client = self.client
-        for _ in range(READ_BURST):
-            client.loop_read()
-            sock = client.socket()
-            if sock is None or self._paused or not (client.buffered() or _tls_pending(sock)):
-                break
-        if client.has_output():  # paho may write without asking (its CONNACK handling does)
+        more = client.read_burst(self.on_message, lambda: self._paused)
+        if more:  # bytes left (in our buffer, or decrypted in the TLS object, where the selector cannot see them)
+            self._loop.call_soon(self._readable)
+        if client.has_output():  # PUBACKs of the frames read; paho may also write without asking (its CONNACK handling)
             self._write_soon()
 
     async def _misc_loop(self) -> None:
         """Keep-alive pings and QoS retries: paho's periodic work."""
         while self.client.loop_misc() == mqtt.MQTT_ERR_SUCCESS:
             await asyncio.sleep(1.0)
-
-
-def _tls_pending(sock: Any) -> bool:
-    """TLS records already decrypted wait in the SSL object, where the selector cannot see them."""
-    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
 
 class BatchedClient(mqtt.Client):
@@ -300,30 +294,99 @@ class BatchedClient(mqtt.Client):
         self._out += buf
         return len(buf)
 
+    def read_burst(self, on_message: OnMessage, paused: Callable[[], bool]) -> bool:
+        """Read the socket until it has nothing more, ``paused()`` or a turn's share is read,
+        handing each message to ``on_message``; True when bytes are left for another turn.
+        The two packets every frame brings (a device's QoS 1 PUBLISH, the broker's PUBACK of a
+        prediction) are read here straight from the buffer; the rest, and a packet split
+        across reads, go through paho's reader one at a time."""
+        self._own()
+        fills = packets = 0
+        while self._sock is not None and not paused() and fills < READS_PER_TURN and packets < READ_BURST:
+            if self._in_packet["command"] == 0 and not self._in:  # paho between packets, nothing buffered
+                try:
+                    data = super()._sock_recv(READ_SIZE)
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    data = b""
+                if not data:  # closed or failing: paho's own read sees it and disconnects
+                    self._read_one()
+                    return False
+                self._in, fills = memoryview(data), fills + 1
+            if self._in_packet["command"] == 0:
+                self._take_frames(on_message)
+                if not self._in:
+                    continue
+            packets += 1
+            if not self._read_one():
+                return False
+        return self.buffered() or (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0)
+
+    def _read_one(self) -> bool:
+        """One packet through paho's reader, as ``loop_read`` reads it; False when it must wait
+        for more bytes, or the connection is gone."""
+        rc = self._packet_read()
+        if rc > 0:
+            self._loop_rc_handle(rc)
+        return rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _take_frames(self, on_message: OnMessage) -> None:
+        """The complete QoS 1 PUBLISHes without properties and 2-byte PUBACKs at the head of the
+        buffer, without paho's per-packet objects (a ``Properties`` for each, a ``ReasonCode`` per
+        PUBACK, an ``MQTTMessage`` and its topic matching: ~100 us a frame, about half the bridge's
+        CPU). Stops at the first other packet, or an incomplete one, for paho."""
+        data, pos, acks = self._in, 0, bytearray()
+        end_of_data = len(data)
+        v5 = self._protocol == mqtt.MQTTv5
+        while pos + 2 <= end_of_data:
+            first, length, shift, at = data[pos], 0, 0, pos + 1
+            while at < end_of_data and shift <= 21:  # the remaining length: 1 to 4 bytes, 7 bits each
+                byte = data[at]
+                length |= (byte & 0x7F) << shift
+                at += 1
+                if not byte & 0x80:
+                    break
+                shift += 7
+            else:
+                break  # incomplete (or malformed: paho reports it)
+            end = at + length
+            if end > end_of_data:
+                break
+            kind = first & 0xF0
+            if kind == PUBLISH and first & 0x06 == QOS_1 and v5 and length > 2:
+                size = (data[at] << 8) | data[at + 1]
+                properties = at + 4 + size
+                if properties >= end or data[properties] != 0:  # properties (MQTT 5 user properties): paho's
+                    break
+                acks += PUBACK_HEADER
+                acks += data[at + 2 + size : properties]  # the packet id
+                try:
+                    on_message(str(data[at + 2 : at + 2 + size], "utf-8"), bytes(data[properties + 1 : end]))
+                except Exception as err:  # a bug (or a topic that is not UTF-8) costs this message, never the reader
+                    log_event("mqtt_message_failed", logging.ERROR, error=repr(err))
+            elif kind == PUBACK and length == 2:  # MQTT 5 leaves out reason 0 (success) and empty properties
+                self._acknowledged((data[at] << 8) | data[at + 1])
+            else:
+                break
+            pos = end
+        if pos:
+            self._in = data[pos:]
+            self._out += acks
+            with self._msgtime_mutex:
+                self._last_bytes_received = mqtt.time_func()  # paho's keep-alive reads it
+
+    def _acknowledged(self, mid: int) -> None:
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                self._do_on_publish(mid, PUBACK_SUCCESS, NO_PROPERTIES)
+
     def _packet_handle(self) -> mqtt.MQTTErrorCode:
-        """The two packets every frame brings, without paho's decoding objects: a QoS 1 PUBLISH
-        without properties (a device's frame) and a 2-byte PUBACK (the broker took a prediction).
-        paho builds a ``Properties`` for each (and a second one and a ``ReasonCode`` per PUBACK),
-        ~50 and ~40 us, about a fifth of a frame's CPU. Anything else goes to paho."""
-        command, packet = self._in_packet["command"], self._in_packet["packet"]
-        kind = command & 0xF0
-        if kind == PUBACK and len(packet) == 2:  # MQTT 5 leaves out reason 0 (success) and empty properties
-            mid = int.from_bytes(packet, "big")
-            with self._out_message_mutex:
-                if mid in self._out_messages:
-                    result: mqtt.MQTTErrorCode = self._do_on_publish(mid, PUBACK_SUCCESS, NO_PROPERTIES)
-                    return result
+        """A 2-byte PUBACK read by paho's reader (one split across reads) skips its decoding too."""
+        packet = self._in_packet["packet"]
+        if self._in_packet["command"] & 0xF0 == PUBACK and len(packet) == 2:
+            self._acknowledged(int.from_bytes(packet, "big"))
             return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-        if kind == PUBLISH and command & 0x06 == QOS_1 and self._protocol == mqtt.MQTTv5:
-            size = int.from_bytes(packet[:2], "big")
-            if len(packet) > size + 4 and packet[size + 4] == 0:  # property length 0
-                message = mqtt.MQTTMessage(int.from_bytes(packet[size + 2 : size + 4], "big"), packet[2 : 2 + size])
-                message.qos, message.dup, message.retain = 1, bool(command & 0x08), bool(command & 0x01)
-                message.payload = packet[size + 5 :]
-                message.timestamp = time.monotonic()
-                self._handle_on_message(message)
-                sent: mqtt.MQTTErrorCode = self._send_puback(message.mid)
-                return sent
         handled: mqtt.MQTTErrorCode = super()._packet_handle()
         return handled
 

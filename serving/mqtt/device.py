@@ -174,7 +174,7 @@ class DeviceStream:
             frame = (
                 parse_binary(payload, channels, self.context.max_samples)
                 if binary
-                else parse_text(payload.decode("utf-8"), channels, self.context.max_samples)
+                else parse_text(payload, channels, self.context.max_samples)
             )
         except FrameTooBig as err:
             return _failing(0, kind, FrameError("too_big", str(err))), GO_ON

@@ -19,6 +19,7 @@ import orjson
 
 from features.contract import ALL_CHANNELS
 from serving.client_text import text_problem
+from serving.stream.json_samples import parse_samples_json
 
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_POLICY_VIOLATION = 1008  # flooding past the rate limit
@@ -69,8 +70,18 @@ class Samples:
     t0: float | None  # time of the first row, seconds (client clock), when given
 
 
-def parse_text(text: str, n_channels: int, max_samples: int) -> Hello | Samples | LabelChange:
-    """A JSON text frame: a hello, samples (``{"samples": [[...], ...], "t0": ...}``) or a label change."""
+def parse_text(text: str | bytes, n_channels: int, max_samples: int) -> Hello | Samples | LabelChange:
+    """A JSON text frame: a hello, samples (``{"samples": [[...], ...], "t0": ...}``) or a label change.
+
+    ``text`` as received: a WebSocket's str, or an MQTT payload's bytes (UTF-8, else
+    ``UnicodeDecodeError``). Well-formed samples take the compiled fast path (``json_samples``)."""
+    raw = text if isinstance(text, bytes) else text.encode() if text.isascii() else None
+    if raw is not None and n_channels > 0:
+        fast = parse_samples_json(raw, n_channels, max_samples)
+        if fast is not None:
+            return Samples(fast[0], _optional_time(fast[1]))
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
     try:
         message = _loads(text)
     except ValueError as err:
