@@ -55,10 +55,11 @@ ENV PATH=/opt/posture/bin:$PATH \
 USER posture
 WORKDIR /srv/posture
 # data/ exists and belongs to the user, so a volume mounted there (compose: its spool) starts
-# writable. Compile the featurizer (numba) into NUMBA_CACHE_DIR now, so that no container
+# writable. Compile the featurizer and the JSON frame scanner (numba) into NUMBA_CACHE_DIR now, so that no container
 # start pays it (seconds); a host whose CPU differs from the build host's recompiles once.
 RUN mkdir -p /srv/posture/data && python -c "import numpy as np; from features.contract import ALL_CHANNELS; \
-from features.extract import extract_features; extract_features(np.zeros((1, 100, 6)), ALL_CHANNELS, 50.0)"
+from features.extract import extract_features; extract_features(np.zeros((1, 100, 6)), ALL_CHANNELS, 50.0); \
+from serving.stream import json_samples; json_samples.warm_up()"
 EXPOSE 8000
 # /healthz on the instance's own port (POSTURE_PORT), also under host networking.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \

@@ -26,6 +26,7 @@ from serving.store.db import StoreTimeouts, redact
 from serving.store.model_stats import ServedStats
 from serving.store.prediction_store import PredictionStore
 from serving.store.startup import check_at_start, keep_checking
+from serving.stream import json_samples
 from serving.stream.protocol import CLOSE_GOING_AWAY
 from serving.stream.registry import SessionRegistry
 from serving.stream.services import SessionServices
@@ -168,6 +169,7 @@ async def start_runtime(settings: ServerSettings, model_uri: str | None = None) 
     runtime.tasks.append(asyncio.create_task(watch_live_accuracy(settings, metrics), name="live-accuracy"))
     if drift is not None:
         runtime.tasks.append(asyncio.create_task(drift.run_forever(), name="drift-scorer"))
+    json_samples.warm_up()
     _start_mqtt(runtime)
     served = holder.current
     # Start-up leaves ~300k long-lived objects (MLflow, sklearn, pydantic); moving them out

@@ -56,6 +56,12 @@ def parse_samples_json(payload: bytes, n_channels: int, max_samples: int) -> tup
     return out[:rows].astype(np.float32), rest.get("t0")
 
 
+def warm_up() -> None:
+    """Load the compiled scanner (or compile it, on a machine's first run: ~2 s) before the
+    first frame needs it."""
+    parse_samples_json(b'{"samples":[[0.5]]}', 1, 1)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _skip_space(data: np.ndarray, i: int) -> int:
     n = len(data)
