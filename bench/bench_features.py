@@ -1,6 +1,7 @@
 """Feature extraction: our engine (numpy + a numba kernel) against tsfresh and seglearn, speed and accuracy.
 
     python bench/bench_features.py            # about 1-2 minutes on 2 cores
+    python bench/bench_features.py --batches  # table 3 only, ~20 s
 
 Bench-only peers (not project dependencies): ``pip install tsfresh seglearn``.
 
@@ -12,6 +13,10 @@ Bench-only peers (not project dependencies): ``pip install tsfresh seglearn``.
      fit on the official train split, accuracy on the test split.
    - the built-in synthetic dataset (pipelines.synthetic), when present: GroupKFold by
      subject over 2 s windows, 1 s hop; tsfresh Efficient is left out (too slow).
+3. Served cost: µs per window of ``featurize`` with the default feature set on the 3-user UCI
+   HAPT subset (tests/data/hapt: 100 x 6 float32 windows with their stream contexts), in
+   batches of 1, 16, 64 and 256 (the server's micro-batches), best of 7 rounds of consecutive
+   batches. No peer: this is the figure the server pays per window.
 A peer that fails to import is reported as such and skipped.
 """
 
@@ -36,6 +41,8 @@ from features.contract import ACC_CHANNELS, ALL_CHANNELS  # noqa: E402
 from features.extract import FEATURE_SET_VERSION, extract_features  # noqa: E402
 
 SPEED_WINDOWS = 2000
+SERVED_BATCHES = (1, 16, 64, 256)
+HAPT_SUBSET = Path(__file__).resolve().parents[1] / "tests" / "data" / "hapt" / "hapt-rawdata-3-users.zip"
 EFFICIENT_WINDOWS = 40
 BASIC_MOTIONS_RATE_HZ = 10.0
 console = Console(width=140)
@@ -148,7 +155,52 @@ def group_cv_accuracy(extractor: Extractor, data: tuple) -> tuple[float, float]:
     return float(scores.mean()), float(scores.std())
 
 
+def hapt_windows(spec) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of the HAPT subset's recordings, cut by ``spec``, and their stream contexts."""
+    from features.feature_sets import window_contexts
+    from features.windows import windows_for_spec
+    from pipelines.read_options import ReadOptions
+    from pipelines.readers.hapt import read_hapt
+
+    windows, contexts = [], []
+    for recording in read_hapt(HAPT_SUBSET, ReadOptions()):
+        cut = windows_for_spec(recording.frame[list(spec.channels)].to_numpy(np.float32), spec)
+        windows.append(cut)
+        contexts.append(window_contexts(cut, spec))
+    return np.concatenate(windows), np.concatenate(contexts)
+
+
+def served_cost() -> None:
+    """Table 3: µs per window of ``featurize`` by batch size."""
+    from features.feature_sets import DEFAULT_FEATURE_SET, featurize
+    from features.spec import WindowSpec
+
+    spec = WindowSpec(feature_set_version=DEFAULT_FEATURE_SET)
+    windows, contexts = hapt_windows(spec)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    console.print(
+        f"featurize ({DEFAULT_FEATURE_SET}): {len(windows)} HAPT windows of 100 x 6, one process; load {load}"
+    )
+    table = Table(title="served cost by batch size")
+    for column in ("batch", "µs per window", "windows/s"):
+        table.add_column(column, justify="right")
+    for size in SERVED_BATCHES:
+        starts = [(i * size) % (len(windows) - size) for i in range(max(8, 2000 // size))]
+        featurize(windows[:size], spec, contexts[:size])  # compiled kernels loaded, buffers made
+        best = float("inf")
+        for _ in range(7):
+            began = time.perf_counter()
+            for start in starts:
+                featurize(windows[start : start + size], spec, contexts[start : start + size])
+            best = min(best, (time.perf_counter() - began) / (len(starts) * size))
+        table.add_row(str(size), f"{best * 1e6:.1f}", f"{1 / best:,.0f}")
+    console.print(table)
+
+
 def main() -> None:
+    if "--batches" in sys.argv[1:]:
+        served_cost()
+        return
     started = time.perf_counter()
     basic = load_basic_motions()
     cases = np.concatenate([basic[0], basic[2]])
@@ -202,6 +254,7 @@ def main() -> None:
             "skipped" if cv is None else f"{cv[0]:.3f} ± {cv[1]:.3f}",
         )
     console.print(table)
+    served_cost()
     console.print(f"total {time.perf_counter() - started:.0f} s")
 
 
