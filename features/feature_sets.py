@@ -92,10 +92,6 @@ def window_contexts(windows: np.ndarray, spec: WindowSpec, context: StreamContex
     return stream_contexts(windows, spec.hop_s, context, acc)
 
 
-def _acc(windows: np.ndarray, channels: Sequence[str]) -> np.ndarray:
-    return windows[:, :, [list(channels).index(c) for c in ACC_CHANNELS]]
-
-
 def feature_names_for(spec: WindowSpec) -> list[str]:
     """Column names of ``featurize(windows, spec)``, in order."""
     version = _version(spec)
