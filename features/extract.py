@@ -93,8 +93,8 @@ def extract_features(
 
     ``channels`` names the last axis (any order; acc/gyro are found by name). Columns
     follow ``feature_names(channels, rate_hz)``. Constant windows give finite values.
-    ``out``: a float64 (n_windows, n_features) array to write them into and return (such as
-    the first columns of a wider matrix); a new one when None.
+    ``out``: a C-contiguous float64 (n_windows, n_features or more) matrix whose first columns
+    they fill (the rest is the caller's), returned; a new one when None.
     """
     windows = np.asarray(windows)
     _check_channels(channels, rate_hz)
@@ -106,7 +106,10 @@ def extract_features(
         raise ValueError(f"a window needs at least 2 samples, got {windows.shape[1]}")
 
     layout = _layout(tuple(channels), windows.shape[1], float(rate_hz))
-    out = np.empty((windows.shape[0], layout.n_features)) if out is None else out
+    if out is None:
+        out = np.empty((windows.shape[0], layout.n_features))
+    elif out.shape[0] != windows.shape[0] or out.shape[1] < layout.n_features or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous ({windows.shape[0]}, >= {layout.n_features}), got {out.shape}")
     if windows.dtype not in (np.float32, np.float64):  # one compiled kernel per float type only
         windows = windows.astype(np.float64)
     buffers = _block_buffers(layout, windows.shape[1])

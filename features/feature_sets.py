@@ -76,10 +76,10 @@ def featurize(windows: np.ndarray, spec: WindowSpec, contexts: np.ndarray | None
     references = [UPRIGHT] if version == IMU_STATS_3 else [UPRIGHT, LAST_POSTURE]
     n_features = len(feature_names(names, spec.rate_hz))
     out = np.empty((len(windows), n_features + 4 * len(references)))
-    extract_features(signals, names, spec.rate_hz, out[:, :n_features])
+    extract_features(signals, names, spec.rate_hz, out)
     contexts = np.asarray(contexts, dtype=np.float64)
     for i, columns in enumerate(references):
-        tilt_from_reference(gravity, contexts[:, columns], out[:, n_features + 4 * i : n_features + 4 * (i + 1)])
+        tilt_from_reference(gravity, np.ascontiguousarray(contexts[:, columns]), out, n_features + 4 * i)
     return out
 
 

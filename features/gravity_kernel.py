@@ -73,15 +73,16 @@ def gravity_and_spread(windows: np.ndarray, acc: np.ndarray, unit: np.ndarray, s
 
 
 @njit(cache=True, nogil=True)
-def tilt_from_reference(unit: np.ndarray, references: np.ndarray, out: np.ndarray) -> None:
-    """Into ``out`` (n, 4): the angle from each reference direction (the upright, the last
-    posture) to the gravity direction, and their difference; zeros where the reference is NaN
-    (not known yet)."""
+def tilt_from_reference(unit: np.ndarray, references: np.ndarray, out: np.ndarray, column: int) -> None:
+    """Into ``out[:, column:column + 4]``: the angle from each reference direction (the upright,
+    the last posture) to the gravity direction, and their difference; zeros where the reference
+    is NaN (not known yet). The whole ``out`` is passed so that its type (C-contiguous) does not
+    change with the batch: each new type loads or compiles another specialisation."""
     for w in range(unit.shape[0]):
         if math.isnan(references[w, 0]) or math.isnan(references[w, 1]) or math.isnan(references[w, 2]):
-            out[w, :] = 0.0
+            out[w, column : column + 4] = 0.0
             continue
         cosine = unit[w, 0] * references[w, 0] + unit[w, 1] * references[w, 1] + unit[w, 2] * references[w, 2]
-        out[w, 0] = math.acos(min(max(cosine, -1.0), 1.0))
+        out[w, column] = math.acos(min(max(cosine, -1.0), 1.0))
         for k in range(3):
-            out[w, k + 1] = unit[w, k] - references[w, k]
+            out[w, column + k + 1] = unit[w, k] - references[w, k]

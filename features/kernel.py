@@ -152,7 +152,7 @@ def fill_features(
     layout: KernelLayout,
     out: np.ndarray,
 ) -> None:
-    """Write the feature rows of a block into ``out`` (n, n_features).
+    """Write the feature rows of a block into the first n_features columns of ``out``.
 
     ``x`` (n, n_signals, n_samples) holds the signals, ``ordered`` each one sorted,
     ``mean`` their means and ``d`` them demeaned (``prepare_signals``); ``spectrum`` is ``rfft(d)``.

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from features.feature_sets import IMU_STATS_1, IMU_STATS_4, featurize
-from features.kernel import pairwise_plan, prepare_signals
+from features.gravity_kernel import gravity_frame, tilt_from_reference
+from features.kernel import fill_features, pairwise_plan, prepare_signals
 from features.spec import WindowSpec
 
 PINNED = Path(__file__).parent / "data" / "featurize_pinned.npz"
@@ -62,6 +63,18 @@ def test_threads_featurizing_at_once_get_their_own_results(pinned) -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_a_batch_of_any_size_runs_the_kernels_the_warm_up_window_loaded(pinned) -> None:
+    """The server warms up on one window; a larger batch passing arrays of another layout
+    (a column slice is C-contiguous for one row only) would load or compile new kernels mid-stream."""
+    spec = WindowSpec(feature_set_version=IMU_STATS_4)
+    windows, contexts = pinned["windows"], pinned["contexts"]
+    kernels = (fill_features, prepare_signals, gravity_frame, tilt_from_reference)
+    featurize(windows[:1], spec, contexts[:1])
+    loaded = [len(kernel.signatures) for kernel in kernels]
+    featurize(windows, spec, contexts)
+    assert [len(kernel.signatures) for kernel in kernels] == loaded
 
 
 @pytest.mark.parametrize("n_samples", [2, 7, 8, 100, 127, 128, 129, 250, 1000, 1003])
