@@ -39,7 +39,12 @@ from serving.mqtt.settings import BrokerAddress, MqttSettings
 
 KEEPALIVE_S = 15
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 10.0
-MAX_INFLIGHT_OUT = 1000  # our QoS 1 publishes awaiting PUBACK (paho's default of 20 throttles predictions)
+# Our QoS 1 publishes awaiting PUBACK: as many as the broker's CONNACK allows (its Receive
+# Maximum; MQTT 5 says 65,535 when it names none, and a broker may disconnect a client that
+# sends more). Mosquitto's default allows 20, which throttles predictions (deploy/mosquitto sets
+# max_inflight_messages 0: no limit). The rest wait in paho's queue, which it walks at every
+# PUBACK: with a limit of 1,000 and more waiting, that walk was ~11% of the server's CPU.
+DEFAULT_RECEIVE_MAXIMUM = 65535
 RECEIVE_MAXIMUM = 65535  # the broker's QoS 1 messages in flight to us
 READ_BURST = 512  # packets through paho's reader per turn of the loop at most, so other work gets turns
 READ_SIZE = 256 * 1024  # bytes taken from the socket at once
@@ -79,7 +84,7 @@ class BrokerConnection:
         client = self.client = BatchedClient(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=False
         )
-        client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
+        client.max_inflight_messages_set(DEFAULT_RECEIVE_MAXIMUM)  # until the CONNACK names the broker's
         client.max_queued_messages_set(0)  # publishes made while disconnected wait, unbounded
         if address.username:
             client.username_pw_set(address.username, address.password)
@@ -166,10 +171,12 @@ class BrokerConnection:
 
     # --- paho callbacks (in the loop's thread, except the socket ones during a connect) -------
 
-    def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, _p: object) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, properties: object) -> None:
         if getattr(reason, "is_failure", False):
             log_event("mqtt_refused", logging.ERROR, broker=self._where(), reason=str(reason))
             return  # the broker closes the socket: _on_disconnect retries
+        # Before paho resends what is unacknowledged (it does once this returns).
+        self.client.keep_to(getattr(properties, "ReceiveMaximum", DEFAULT_RECEIVE_MAXIMUM))
         client.subscribe([(topic, 1) for topic in self.subscriptions])
         self.connected.set()
         self.on_state(True)
@@ -179,6 +186,7 @@ class BrokerConnection:
             client_id=client._client_id.decode(),
             session_present=bool(getattr(flags, "session_present", False)),
             subscriptions=len(self.subscriptions),
+            receive_maximum=self.client.max_inflight_messages,
         )
 
     def _on_disconnect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
@@ -187,8 +195,10 @@ class BrokerConnection:
         self.on_state(False)
         self._lost.set()
 
-    def _on_publish(self, _c: object, _u: object, mid: int, _r: object, _p: object) -> None:
+    def _on_publish(self, _c: object, _u: object, mid: int, reason: object, _p: object) -> None:
         self._unacked.discard(mid)
+        if getattr(reason, "is_failure", False):  # e.g. not authorized by the ACL
+            log_event("mqtt_publish_refused", logging.WARNING, broker=self._where(), reason=str(reason))
 
     def _in_loop(self, callback: Callable[[], None]) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -265,6 +275,12 @@ class BatchedClient(mqtt.Client):
         self._io_sock: Any = None  # the socket the buffers belong to: a new connection starts them afresh
         self._in = memoryview(b"")
         self._out = bytearray()
+
+    def keep_to(self, receive_maximum: int) -> None:
+        """Have at most ``receive_maximum`` QoS 1 publishes unacknowledged (the rest wait in
+        paho's queue). paho's setter refuses a connected client, but the CONNACK that names the
+        broker's limit is only read once connected."""
+        self._max_inflight_messages = receive_maximum
 
     def buffered(self) -> bool:
         """Whether bytes already read wait for paho."""

@@ -132,3 +132,31 @@ def wait_ready_status(server: ServerProcess, wanted: str, timeout_s: float = 30.
                 assert answer.status_code == 200 and any("MQTT broker" in r for r in answer.json()["reasons"])
             return status
         time.sleep(0.1)
+
+
+def test_the_bridge_keeps_to_the_brokers_receive_maximum(trained_home: Path, tmp_path: Path) -> None:
+    """MQTT 5 allows a client no more unacknowledged QoS 1 publishes than the broker's Receive
+    Maximum (a broker may disconnect one that sends more; Mosquitto's default is 20). The bridge
+    takes it from the CONNACK, and with a limit of 3 and bursts of 5 predictions the ones that
+    wait in paho's queue all go out: every window's prediction arrives, and the broker refused none."""
+    broker = Broker(tmp_path / "broker", extra="allow_anonymous true\nmax_inflight_messages 3\n")
+    server = ServerProcess(trained_home, tmp_path / "server", args=("--mqtt", broker.url))
+    try:
+        wait_connected(server)
+        part = recording(trained_home, "s03-mixed-2", seconds=40.0)
+        device = Device(broker, "esp32-quota")
+        device.hello(rate_hz=50, channels=CHANNELS)
+        for frame in json_frames(part, rows=250):  # 5 s a frame: a burst of predictions each
+            device.send([frame])  # one at a time: the device keeps to the quota too
+        assert not device.refused
+        expected = expected_windows(len(part))
+        device.wait(expected, timeout=60)
+        assert {m["window_start"] for m in device.predictions} == {float(k) for k in range(expected)}
+        assert server.wait_rows(ROWS_SQL, expected) == expected
+        events = server.events()
+        assert [e["receive_maximum"] for e in events if e.get("event") == "mqtt_connected"] == [3]
+        assert not [e for e in events if e.get("event") == "mqtt_publish_refused"]
+        device.close()
+    finally:
+        assert server.stop() == 0
+        broker.stop()
