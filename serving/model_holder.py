@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from features.drift_profile import PROFILE_FILE, DriftProfile, DriftProfileError
-from features.feature_sets import featurize
+from features.feature_sets import featurize, window_contexts
 from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
 from pipelines.registry import LoadedModel, connect, describe_uri, load_model
@@ -92,15 +92,18 @@ def read_drift_profile(loaded: LoadedModel) -> DriftProfile | None:
 
 
 def _warm_up(served: ServedModel) -> None:
-    """Predict one still window, so that no request pays the first call's set-up.
+    """Predict one still window of a stream and smooth it, so that no request or frame pays
+    the first call's set-up.
 
-    The first ``featurize`` in a process loads the compiled featurizer (numba:
-    ~0.25 s from its cache, ~4 s on a machine's very first run); the engine builds
-    its own state on its first call too.
+    The first ``featurize``, ``window_contexts`` and smoothing step in a process load their
+    compiled kernels (numba: ~0.3 s from its cache, seconds on a machine's very first run);
+    the engine builds its own state on its first call too.
     """
     spec = served.spec
     still = np.zeros((1, spec.window_samples, len(spec.channels)), dtype=np.float32)
-    served.engine.predict_proba(featurize(still, spec, np.full((len(still), 3), np.nan)))
+    probabilities = served.engine.predict_proba(featurize(still, spec, window_contexts(still, spec)))
+    belief = served.smoother.step(None, probabilities[0])  # a stream's first window, then the next
+    served.smoother.step(belief, probabilities[0])
 
 
 class ModelHolder:
