@@ -406,6 +406,46 @@ class BatchedClient(mqtt.Client):
         handled: mqtt.MQTTErrorCode = super()._packet_handle()
         return handled
 
+    def _send_publish(
+        self,
+        mid: int,
+        topic: bytes,
+        payload: bytes | bytearray = b"",
+        qos: int = 0,
+        retain: bool = False,
+        dup: bool = False,
+        info: mqtt.MQTTMessageInfo | None = None,
+        properties: Properties | None = None,
+    ) -> mqtt.MQTTErrorCode:
+        """A QoS 1 PUBLISH without properties (a prediction) goes straight into the write buffer,
+        rather than through paho's packet queue (a dict, a deque and a write call per packet);
+        paho keeps the message for its PUBACK and resends it after a reconnect all the same.
+        Anything else, or while paho's queue holds packets it must send first, is paho's."""
+        if (
+            qos != 1
+            or properties is not None
+            or self._protocol != mqtt.MQTTv5
+            or self._sock is None
+            or self._out_packet
+        ):
+            sent: mqtt.MQTTErrorCode = super()._send_publish(mid, topic, payload, qos, retain, dup, info, properties)
+            return sent
+        self._own()
+        out = self._out
+        out.append(PUBLISH | QOS_1 | (0x08 if dup else 0) | (0x01 if retain else 0))
+        remaining = 2 + len(topic) + 2 + 1 + len(payload)  # topic, packet id, property length 0, payload
+        while remaining > 0x7F:  # the remaining length: 7 bits a byte, low first
+            out.append(remaining & 0x7F | 0x80)
+            remaining >>= 7
+        out.append(remaining)
+        out += len(topic).to_bytes(2, "big")
+        out += topic
+        out += mid.to_bytes(2, "big")
+        out.append(0)
+        out += payload
+        self._call_socket_register_write()
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def _update_inflight(self) -> mqtt.MQTTErrorCode:
         """paho runs this at every PUBACK, and it walks every message in flight to find one
         queued for a free slot: O(in flight) per acknowledgement. Only our QoS 1 publishes are

@@ -89,7 +89,7 @@ def _insert_predictions_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> 
     try:
         for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
             chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
-            values = [_sqlite_value(name, row[name]) for row in chunk for name in PREDICTION_COLUMNS]
+            values = [value for row in chunk for value in _sqlite_values(row)]
             cursor.execute(
                 f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) VALUES {', '.join([_SQLITE_ROW] * len(chunk))}",
                 values,
@@ -98,12 +98,23 @@ def _insert_predictions_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> 
         cursor.close()
 
 
-def _sqlite_value(name: str, value: Any) -> Any:
-    if name == "time":
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    if name == "probabilities":
-        return orjson.dumps(value).decode()
-    return value
+def _sqlite_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    """The row's values in ``PREDICTION_COLUMNS`` order, written out as a tuple: this runs for
+    every row on the writer thread, holding the GIL the event loop needs."""
+    return (
+        row["time"].isoformat(" ", "microseconds")[:26],  # "%Y-%m-%d %H:%M:%S.%f", ~5x faster than strftime
+        row["session_id"],
+        row["device_hash"],
+        row["source"],
+        row["model_name"],
+        row["model_version"],
+        row["label"],
+        row["confidence"],
+        orjson.dumps(row["probabilities"]).decode(),
+        row["window_start"],
+        row["window_end"],
+        row["latency_ms"],
+    )
 
 
 def _copy_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
