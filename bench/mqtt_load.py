@@ -2,11 +2,12 @@
 
     python bench/mqtt_load.py [--rows 50 --steps 1000,2500,5000,7500] [--rows 10 --steps 500,1000,2000]
                               [--binary] [--instances 2] [--step-seconds 15] [--ws-steps 1000,2000] [--keep-going]
+                              [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/DB]
 
 A throwaway home gets the sample dataset and a 100-tree champion (window 2 s, hop 1 s at 50 Hz:
 one prediction per second per device; bench/bench_home.py, shared with ws_load.py). A Mosquitto
 of the bench's own runs on a free loopback port; `posture serve --mqtt` connects to it (rate
-limits off, SQLite store). For each N of the ramp, N simulated devices at 50 Hz publish a
+limits off, SQLite store, or the PostgreSQL of --database-url). For each N of the ramp, N simulated devices at 50 Hz publish a
 retained hello, then real sample rows as QoS 1 frames of --rows samples (JSON to
 posture/<id>/imu, or with --binary float32 rows to posture/<id>/imu-f32), paced in real time
 (50 rows: once a second, as IoT boards batch them; 10 rows: five times a second, as ws_load.py
@@ -30,7 +31,10 @@ its first frame's t0, a binary one's at 0).
 A step holds when p99 < --p99-ms (100), every window the frames completed was predicted and
 received once, every frame was acknowledged by the broker, and the predictions table (source
 mqtt) gained exactly as many rows. Then the figures: server CPU per frame (its process group,
-/proc), and the cores 100,000 such devices would need at that cost. With --ws-steps,
+/proc), the broker's and (with --database-url) PostgreSQL's CPU, and the cores 100,000 such
+devices would need at that cost. SQLite's index inserts grow with the table (~10 us of the
+writer's CPU a row when empty, ~50 past 100,000 rows, all on the server's GIL): fleets this
+size log to PostgreSQL, whose backends take the rows outside the server's process. With --ws-steps,
 bench/ws_load.py runs after, for its 10-sample frames (--binary too), so the WebSocket figure
 is measured in the same run. Everything shares this machine's cores, and the load average is
 printed with every step.
@@ -227,6 +231,31 @@ def count_rows(engines: list[Any]) -> int:
     return total
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of one process so far; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of this machine's PostgreSQL processes (its backends write the rows)."""
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/comm") as comm:
+                    is_postgres = comm.read().strip() == "postgres"
+            except OSError:
+                continue
+            if is_postgres:
+                total += process_cpu_seconds(int(entry.name))
+    return total
+
+
 def servers_cpu(servers: list[ServerProcess]) -> float:
     return sum(group_cpu_seconds(server.process.pid) for server in servers)
 
@@ -236,7 +265,13 @@ def decode_errors(servers: list[ServerProcess]) -> float:
 
 
 def run_step(
-    n: int, args: argparse.Namespace, port: int, servers: list[ServerProcess], engines: list[Any], recordings: Path
+    n: int,
+    args: argparse.Namespace,
+    port: int,
+    servers: list[ServerProcess],
+    engines: list[Any],
+    recordings: Path,
+    broker_pid: int,
 ) -> dict:
     ctx = mp.get_context("spawn")
     results, receiver_results, receiver_control = ctx.Queue(), ctx.Queue(), ctx.Queue()
@@ -272,8 +307,10 @@ def run_step(
         control.put(start)
     time.sleep(max(0.0, start - time.monotonic()))
     cpu0, load = servers_cpu(servers), os.getloadavg()[0]
+    broker0, database0 = process_cpu_seconds(broker_pid), postgres_cpu_seconds()
     time.sleep(args.step_seconds)
     server_cpu = servers_cpu(servers) - cpu0
+    broker_cpu, database_cpu = process_cpu_seconds(broker_pid) - broker0, postgres_cpu_seconds() - database0
     done = [results.get(timeout=args.step_seconds + 120) for _ in shards]
     if any(d["kind"] != "done" for d in done):
         raise SystemExit(f"a publisher failed: {done}")
@@ -304,6 +341,8 @@ def run_step(
         "server_cores": server_cpu / args.step_seconds,
         "us_per_frame": server_cpu * 1e6 / max(1, frames),
         "client_cores": (sum(d["cpu_s"] for d in done) + got["cpu_s"]) / args.step_seconds,
+        "broker_cores": broker_cpu / args.step_seconds,
+        "database_cores": database_cpu / args.step_seconds if args.database_url else None,
         "decode_errors": decode_errors(servers) - errors_before,
         "load": load,
     }
@@ -327,7 +366,9 @@ def print_step(step: dict[str, Any], rows: int) -> None:
         f"(server {step['server_p99']:6.1f} ms, publisher lag p99 {step['lag_p99']:.1f} ms), "
         f"{step['received']}/{step['expected']} windows received ({step['duplicates']} twice), {step['rows']} rows, "
         f"server {step['server_cores']:.2f} cores = {step['us_per_frame']:.0f} us/frame, "
-        f"load generator {step['client_cores']:.2f} cores, load {step['load']:.1f} "
+        f"load generator {step['client_cores']:.2f} cores, broker {step['broker_cores']:.2f} cores, "
+        + (f"PostgreSQL {step['database_cores']:.2f} cores, " if step["database_cores"] is not None else "")
+        + f"load {step['load']:.1f} "
         f"-> {'holds' if step['holds'] else 'does NOT hold'}",
         flush=True,
     )
@@ -347,6 +388,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-going", action="store_true")
     parser.add_argument("--ws-steps", default="", help="Also run bench/ws_load.py with these steps (10-row frames).")
     parser.add_argument("--home", type=Path, help="Reuse (or create and keep) this home.")
+    parser.add_argument(
+        "--database-url",
+        help="Log to this database (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test), shared by the "
+        "instances, instead of each instance's SQLite file; its server processes' CPU is printed per step.",
+    )
     return parser.parse_args()
 
 
@@ -362,6 +408,8 @@ def main() -> None:
             broker = subprocess.Popen([mosquitto, "-c", str(setup.tmp / "mosquitto.conf")])
             for index in range(args.instances):  # each serves its partition (docs/protocol.md, Scale-out)
                 env = {"POSTURE_MQTT_URL": f"mqtt://127.0.0.1:{port}", "POSTURE_MQTT_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
+                if args.database_url:
+                    env["POSTURE_DATABASE_URL"] = args.database_url
                 if args.instances > 1:
                     env |= {"POSTURE_MQTT_PARTITIONS": str(args.instances), "POSTURE_MQTT_PARTITION_SET": str(index)}
                 servers.append(posture_server(setup.home, 1, setup.tmp / f"serve-{index}", env))
@@ -370,9 +418,12 @@ def main() -> None:
             time.sleep(2.0)  # the bridges connect and subscribe
             from serving.store.db import make_engine
 
-            engines = [
-                make_engine(f"sqlite:///{setup.tmp / f'serve-{i}' / 'predictions.db'}") for i in range(len(servers))
-            ]
+            urls = (
+                [args.database_url]
+                if args.database_url
+                else [f"sqlite:///{setup.tmp / f'serve-{i}' / 'predictions.db'}" for i in range(len(servers))]
+            )
+            engines = [make_engine(url) for url in urls]
             print(
                 f"{'float32' if args.binary else 'JSON'} frames of {args.rows} rows, {args.shards} publisher "
                 f"connection(s), {args.instances} posture instance(s), ramp {args.steps} devices, "
@@ -381,7 +432,7 @@ def main() -> None:
             )
             steps = []
             for n in (int(x) for x in args.steps.split(",")):
-                step = run_step(n, args, port, servers, engines, setup.recordings)
+                step = run_step(n, args, port, servers, engines, setup.recordings, broker.pid)
                 print_step(step, args.rows)
                 steps.append(step)
                 if not step["holds"] and not args.keep_going:
