@@ -97,13 +97,13 @@ def prepare_signals(
             for t in range(n_samples):
                 x[w, n_channels + k, t] = math.sqrt(a[t] * a[t] + b[t] * b[t] + c[t] * c[t])
         for s in range(x.shape[1]):
-            mean[w, s] = _planned_sum(x[w, s], plan, sums) / n_samples
+            mean[w, s] = planned_sum(x[w, s], plan, sums) / n_samples
             for t in range(n_samples):
                 d[w, s, t] = x[w, s, t] - mean[w, s]
 
 
 @njit(cache=True, nogil=True)
-def _planned_sum(a: np.ndarray, plan: np.ndarray, sums: np.ndarray) -> float:
+def planned_sum(a: np.ndarray, plan: np.ndarray, sums: np.ndarray) -> float:
     """The sum of ``a`` by ``pairwise_plan``, with ``sums`` as the stack of partial sums."""
     top = 0
     for i in range(plan.shape[0]):

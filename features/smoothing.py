@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from features.kernel import _planned_sum, pairwise_plan
+from features.kernel import pairwise_plan, planned_sum
 from features.spec import WindowSpec
 
 # Added to every emission before the product, so no class is ever ruled out for good.
@@ -97,7 +97,7 @@ def _weigh(carried: np.ndarray | None, probabilities: np.ndarray, floor: float, 
     prior = probabilities + floor
     if carried is not None:
         prior *= carried
-    total = _planned_sum(prior, plan, np.empty(len(plan)))
+    total = planned_sum(prior, plan, np.empty(len(plan)))
     if total > 0:
         prior /= total
         return prior
