@@ -341,10 +341,14 @@ class BatchedClient(mqtt.Client):
 
     def _read_one(self) -> bool:
         """One packet through paho's reader, as ``loop_read`` reads it; False when it must wait
-        for more bytes, or the connection is gone."""
+        for more bytes, or the connection is gone. What paho queued in answer (a PUBACK) goes
+        into the send buffer now, ahead of the PUBACKs of the frames read after it: QoS 1
+        acknowledgements leave in the order their PUBLISHes came."""
         rc = self._packet_read()
         if rc > 0:
             self._loop_rc_handle(rc)
+        elif self._out_packet:
+            self._packet_write()
         return rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _take_frames(self, on_message: OnMessage) -> None:
