@@ -40,7 +40,7 @@ def _fma(typingctx, a, b, c):
 @njit(cache=True, nogil=True)
 def _norm(v: np.ndarray) -> float:
     """The length of a 3-vector, as ``np.sqrt(v @ v)``."""
-    return math.sqrt(_fma(v[2], v[2], _fma(v[1], v[1], v[0] * v[0])))
+    return math.sqrt(_fma(v[2], v[2], _fma(v[1], v[1], v[0] * v[0])))  # type: ignore[call-arg]  # numba >= 0.64 types intrinsic calls with typingctx
 
 
 @njit(cache=True, nogil=True)
