@@ -41,7 +41,9 @@ def parse_samples_json(payload: bytes, n_channels: int, max_samples: int) -> tup
     if start < 0 or payload.find(SAMPLES_KEY, start + 1) >= 0:
         return None
     data = np.frombuffer(payload, dtype=np.uint8)
-    out = np.empty((max_samples, n_channels))
+    # Room for max_samples rows, or for as many as the payload can hold ("[0,0,...]," each),
+    # whichever is fewer: a frame over the limit still reaches the general path's refusal.
+    out = np.empty((min(max_samples, len(payload) // (2 * n_channels + 1) + 1), n_channels))
     rows, begin, end = _scan_rows(data, start + len(SAMPLES_KEY), n_channels, out, _POWERS)
     if rows <= 0:
         return None
