@@ -143,6 +143,12 @@ class ServerMetrics:
         )
         self.mqtt_connected = Gauge("mqtt_connected", "1 while the bridge is connected to the broker.", registry=r)
         self.mqtt_reconnects = Counter("mqtt_reconnects", "Connections to the broker lost and retried.", registry=r)
+        self.mqtt_lane_frames = Histogram(
+            "mqtt_lane_burst_frames",
+            "Frames of open device sessions cut together by the bridge's lane, per burst.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
 
     def watch_store(self, store: Any) -> None:
         """Export the prediction store's counters (read at each scrape)."""

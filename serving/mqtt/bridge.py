@@ -3,10 +3,11 @@
 Runs in the server's event loop beside HTTP and WebSocket (``Runtime`` starts it when
 ``POSTURE_MQTT_URL`` is set, and stops it first at shutdown). Each device gets a
 ``DeviceStream`` (its frames in order through one ``DirectSession``, logged with
-``source = mqtt``); predictions go to ``.../<device_id>/prediction`` and refused frames to
-``.../<device_id>/error``, QoS 1. Stopping: read no more (what the broker has not delivered
-stays queued in our persistent session), finish the frames received, wait for the broker to
-acknowledge our publishes, disconnect.
+``source = mqtt``); once a session is open, its frames go through the ``FrameLane``, many
+devices' windows to one prediction call. Predictions go to ``.../<device_id>/prediction`` and
+refused frames to ``.../<device_id>/error``, QoS 1. Stopping: read no more (what the broker
+has not delivered stays queued in our persistent session), finish the frames received, wait
+for the broker to acknowledge our publishes, disconnect.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from serving.logs import log_event
 from serving.metrics import ServerMetrics
 from serving.mqtt.connection import BrokerConnection
 from serving.mqtt.device import DeviceContext, DeviceStream
+from serving.mqtt.lane import FrameLane
 from serving.mqtt.settings import MqttSettings, broker_address, default_client_id
 from serving.mqtt.topics import TopicLayout, parse_partition_set, partition_of
 from serving.stream.services import SessionServices
@@ -44,6 +46,7 @@ class MqttBridge:
         self.client_id = settings.client_id or default_client_id(settings)
         self.address = broker_address(settings.url, settings.username, settings.password)
         self.devices: dict[str, DeviceStream] = {}
+        self._bases: dict[str, str] = {}  # a device's topic base, built once (a crc32 when partitioned)
         self.context = DeviceContext(
             services=services,
             publish=self._publish,
@@ -58,6 +61,7 @@ class MqttBridge:
             kind: metrics.mqtt_messages.labels("out", kind) for kind in ("prediction", "error", "ready", "recording")
         }
         self._partitions = {p: metrics.mqtt_partition_messages.labels(str(p)) for p in self.served}
+        self.lane = FrameLane(services.predictor, metrics.mqtt_lane_frames)
         self.connection: BrokerConnection | None = None
         self._stopping = False
 
@@ -75,6 +79,7 @@ class MqttBridge:
             self._on_state,
         )
         self.connection.start()
+        self.lane.start()
         log_event(
             "mqtt_bridge_started",
             broker=f"{self.address.host}:{self.address.port}",
@@ -92,12 +97,16 @@ class MqttBridge:
         connection.pause()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_TIMEOUT_S
-        while any(device.busy for device in self.devices.values()) and loop.time() < deadline:
+        while self._feeding() and loop.time() < deadline:
             await asyncio.sleep(0.01)
+        await self.lane.stop()
         flushed = await connection.flush(max(0.1, deadline - loop.time()))
         await connection.close()
         self.metrics.mqtt_connected.set(0)
         log_event("mqtt_bridge_stopped", devices=len(self.devices), publishes_acknowledged=flushed)
+
+    def _feeding(self) -> bool:
+        return not self.lane.idle or any(device.busy for device in self.devices.values())
 
     # --- messages ------------------------------------------------------------------------------
 
@@ -124,7 +133,9 @@ class MqttBridge:
             device = self.devices[device_id] = DeviceStream(device_id, self.context)
         if kind == "hello":
             device.set_hello(payload)
-        else:
+        elif device.lane_frames or device.steady:  # the lane holds its earlier frames, or its session is open
+            self.lane.add(device, payload, kind == "imu-f32")
+        else:  # its first frames, or its own task is feeding it: after those
             device.receive(payload, kind == "imu-f32")
 
     def _publish(self, device_id: str, kind: str, payload: bytes) -> None:
@@ -132,7 +143,10 @@ class MqttBridge:
         if kind == "error":
             self.metrics.mqtt_decode_errors.labels(orjson.loads(payload).get("code", "")).inc()
         if self.connection is not None:
-            self.connection.publish(self.layout.topic(device_id, kind), payload)
+            base = self._bases.get(device_id)
+            if base is None:
+                base = self._bases[device_id] = self.layout.base(device_id)
+            self.connection.publish(f"{base}/{kind}", payload)
 
     def _refuse_at(self, topic: str, code: str, detail: str) -> None:
         """An error next to a topic that no device stream owns."""

@@ -1,8 +1,9 @@
 """One device's frames, in arrival order, through one ``DirectSession``.
 
-Messages are queued per device and fed by one task at a time, so a device's windows are cut
-in order while other devices go on concurrently (the micro-batcher joins their windows).
-The session starts with the device's hello (its retained ``hello`` topic, or a hello sent on
+A device's first frames, and any that must wait for it, are queued and fed by the device's
+own task, so its windows are cut in order while other devices go on concurrently. Once its
+session is open and nothing else feeds it (``steady``), the bridge hands its frames to the
+lane (serving/mqtt/lane.py), which cuts many devices' frames together. The session starts with the device's hello (its retained ``hello`` topic, or a hello sent on
 its ``imu`` topic), and ends after ``idle_close_s`` without a frame; the next frame starts a
 new one. Frames that arrive before any hello wait up to ``hello_wait_s`` for it (after a
 reconnect the broker delivers the queued frames before the retained hellos).
@@ -35,6 +36,7 @@ REBOOT_S = 30.0  # a t0 this far back is a restarted device clock, not a redeliv
 RECENT_FRAMES = 1024  # frames remembered to drop their redeliveries (~3 min of 5 frames/s)
 QUIET_CLOSES = (1000, 1001)  # idle and shutdown: nothing for the device to act on
 GO_ON, RESTART, AGAIN = 0, 1, 2  # after a frame: go on; end the session; end it and feed the frame to the next
+RESTART_REASON = "new hello or restarted device clock"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class DeviceStream:
         self._recent: deque[tuple[float, int]] = deque(maxlen=RECENT_FRAMES)  # (t0, rows) of the last frames fed
         self._seen: set[tuple[float, int]] = set()
         self._last_t0: float | None = None
+        self.lane_frames = 0  # frames the bridge's lane holds (serving/mqtt/lane.py): the next ones go there too
 
     # --- in ---------------------------------------------------------------------------------
 
@@ -85,7 +88,14 @@ class DeviceStream:
 
     @property
     def busy(self) -> bool:
+        """Frames are being fed on the device's own task (its first frames, a new session...)."""
         return self._task is not None
+
+    @property
+    def steady(self) -> bool:
+        """An open session that nothing else is feeding: the lane may cut this device's frames."""
+        direct = self.direct
+        return direct is not None and not direct.closed and self._task is None and not direct.lock.locked()
 
     # --- the session ---------------------------------------------------------------------------
 
@@ -128,18 +138,15 @@ class DeviceStream:
                 frames = []
                 while pending and restart == GO_ON:
                     payload, binary = pending.popleft()
-                    frame, restart = self._incoming(payload, binary, len(direct.session.channels))
+                    frame, restart = self.incoming(payload, binary, len(direct.session.channels))
                     if frame is not None:
                         frames.append(frame)
                     elif restart == AGAIN:
                         pending.appendleft((payload, binary))  # the first frame of the next session
                 events = await direct.feed(frames) if frames else []
-            self._publish(events)
-            code = direct.close_code
-            if direct.closed and code not in QUIET_CLOSES:
-                self._refuse("session_closed", f"the stream session ended ({code}); the next frame starts a new one")
+            self.report(direct, events)
             if restart != GO_ON and not direct.closed:
-                await direct.close(1000, "new hello or restarted device clock")
+                await direct.close(1000, RESTART_REASON)
 
     async def _session(self) -> DirectSession:
         direct = self.direct
@@ -163,7 +170,7 @@ class DeviceStream:
 
     # --- frames -----------------------------------------------------------------------------------
 
-    def _incoming(self, payload: bytes, binary: bool, channels: int) -> tuple[Incoming | None, int]:
+    def incoming(self, payload: bytes, binary: bool, channels: int) -> tuple[Incoming | None, int]:
         """(the frame for the session, or None when it is handled here: too big, a hello, a
         duplicate; whether the session must end first: a new hello, or a restarted clock)."""
         size, kind = len(payload), "binary" if binary else "json"
@@ -225,6 +232,13 @@ class DeviceStream:
                 publish(self.device_id, "ready", orjson.dumps(message_of(event)))
             elif isinstance(event, RecordingState):  # recording on or off, seconds per label, files written
                 publish(self.device_id, "recording", orjson.dumps(message_of(event)))
+
+    def report(self, direct: DirectSession, events: list[Event]) -> None:
+        """Publish what feeding ``direct`` caused, and an error when that ended the session."""
+        self._publish(events)
+        code = direct.close_code
+        if direct.closed and code not in QUIET_CLOSES:
+            self._refuse("session_closed", f"the stream session ended ({code}); the next frame starts a new one")
 
     def _refuse(self, code: str, detail: str) -> None:
         self.context.publish(self.device_id, "error", orjson.dumps({"type": "error", "code": code, "detail": detail}))

@@ -30,7 +30,9 @@ class ServedStats:
     def add(
         self, model_name: str, model_version: str, labels: list[str], confidences: list[float], latency_ms: float
     ) -> None:
-        stats = self._stats.setdefault((model_name, model_version), _VersionStats())
+        stats = self._stats.get((model_name, model_version))
+        if stats is None:  # not setdefault: it would build a _VersionStats for every call
+            stats = self._stats[model_name, model_version] = _VersionStats()
         stats.predictions += len(labels)
         stats.confidence_sum += sum(confidences)
         stats.latency_ms_sum += latency_ms * len(labels)

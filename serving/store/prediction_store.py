@@ -39,11 +39,13 @@ from serving.store.records import (
     DriftRecord,
     FeedbackRecord,
     PredictionRecord,
+    WindowPredictions,
     connection_row,
     drift_row,
     feedback_row,
     metric_rows,
     prediction_row,
+    window_prediction_rows,
 )
 from serving.store.spool import Item, Spool, SpooledBatch, adopt_orphans, claim_lane
 from serving.store.writes import applied_batches, forget_segment, replay_batch, write_batch
@@ -132,6 +134,9 @@ class PredictionStore:
 
     def add_predictions(self, records: list[PredictionRecord]) -> None:
         self._enqueue([("predictions", prediction_row(record, self._anon_key)) for record in records])
+
+    def add_window_predictions(self, windows: WindowPredictions) -> None:
+        self._enqueue([("predictions", row) for row in window_prediction_rows(windows, self._anon_key)])
 
     def add_connection(self, record: ConnectionRecord) -> None:
         """Insert or update the session ``record.session_id`` (written at open and at close)."""

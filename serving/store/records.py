@@ -29,6 +29,25 @@ class PredictionRecord:
     latency_ms: float
 
 
+@dataclass(slots=True)
+class WindowPredictions:
+    """The predictions of one frame's or one request's windows: what they share, then one entry
+    per window (``starts``, ``rows`` of probabilities in ``classes`` order, ``best`` the argmax)."""
+
+    time: datetime  # aware; a naive one is taken as UTC
+    session_id: str | None
+    device_id: str | None  # raw; the store hashes it
+    source: str
+    model_name: str
+    model_version: str
+    classes: tuple[str, ...]
+    window_s: float
+    latency_ms: float
+    starts: list[float]
+    rows: list[list[float]]
+    best: list[int]
+
+
 @dataclass
 class ConnectionRecord:
     session_id: str
@@ -84,18 +103,68 @@ def _finite(value: float | None) -> float | None:
 
 def prediction_row(record: PredictionRecord, anon_key: str) -> dict[str, Any]:
     return {
-        "time": as_utc(record.time),
-        "session_id": _text(record.session_id),
-        "device_hash": pseudonymize(_text(record.device_id), anon_key),
-        "source": _text(record.source),
-        "model_name": _text(record.model_name),
-        "model_version": _text(record.model_version),
+        **_prediction_source(
+            record.time,
+            record.session_id,
+            record.device_id,
+            record.source,
+            record.model_name,
+            record.model_version,
+            anon_key,
+        ),
         "label": _text(record.label),
         "confidence": _finite(record.confidence),
         "probabilities": {str(label): _finite(p) for label, p in record.probabilities.items()},
         "window_start": _finite(record.window_start),
         "window_end": _finite(record.window_end),
         "latency_ms": _finite(record.latency_ms),
+    }
+
+
+def window_prediction_rows(windows: WindowPredictions, anon_key: str) -> list[dict[str, Any]]:
+    """The rows of ``windows``, as ``prediction_row`` makes them; what the windows share is
+    converted once (this runs for every served window, on the event loop)."""
+    shared = _prediction_source(
+        windows.time,
+        windows.session_id,
+        windows.device_id,
+        windows.source,
+        windows.model_name,
+        windows.model_version,
+        anon_key,
+    )
+    classes, window_s, latency_ms = windows.classes, windows.window_s, _finite(windows.latency_ms)
+    return [
+        {
+            **shared,
+            "label": classes[k],
+            "confidence": _finite(row[k]),
+            "probabilities": {label: _finite(p) for label, p in zip(classes, row)},
+            "window_start": _finite(start),
+            "window_end": _finite(start + window_s),
+            "latency_ms": latency_ms,
+        }
+        for start, row, k in zip(windows.starts, windows.rows, windows.best)
+    ]
+
+
+def _prediction_source(
+    time: datetime,
+    session_id: str | None,
+    device_id: str | None,
+    source: str,
+    model_name: str,
+    model_version: str,
+    anon_key: str,
+) -> dict[str, Any]:
+    """The fields of a prediction row that say when, from where and by which model."""
+    return {
+        "time": as_utc(time),
+        "session_id": _text(session_id),
+        "device_hash": pseudonymize(_text(device_id), anon_key),
+        "source": _text(source),
+        "model_name": _text(model_name),
+        "model_version": _text(model_version),
     }
 
 

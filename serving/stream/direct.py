@@ -12,11 +12,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 from serving.logs import log_event
 from serving.stream.events import Event, SessionClosed
 from serving.stream.protocol import CLOSE_INTERNAL_ERROR
 from serving.stream.services import Peer, SessionServices
-from serving.stream.session import Incoming, StreamSession
+from serving.stream.session import Cut, Incoming, StreamSession
 
 IDLE_CLOSE_CODE = 1000
 
@@ -33,7 +35,7 @@ class DirectSession:
         self.lock = asyncio.Lock()  # held by whoever feeds the session, and by its end
         self.closed = False
         self.idle_close_s = idle_close_s
-        self.session = StreamSession(services, self, peer)
+        self.session = StreamSession(services, self, peer, resumable=False)  # the server makes its hello
         self._events: list[Event] = []
         self._loop = asyncio.get_running_loop()
         self._fed_at = self._loop.time()
@@ -53,13 +55,41 @@ class DirectSession:
         try:
             for frame in frames:
                 await self.session.receive(frame)
-        except SessionClosed as close:
-            await self.session.close(close.code, close.reason)
-        except Exception as err:  # a bug must cost one session, not the server
-            log_event("session_failed", logging.ERROR, session_id=self.session.id, error=repr(err))
-            await self.session.close(CLOSE_INTERNAL_ERROR, "internal error")
+        except Exception as err:
+            await self.fail(err)
+        return self.take_events()
+
+    # Feeding in two steps, so that a caller can have many sessions' windows predicted at
+    # once (the MQTT lane): ``cut`` a frame, predict the cut's windows, ``deliver`` them.
+    # The caller holds ``lock`` from the cut to the delivery.
+
+    async def cut(self, frame: Incoming) -> Cut | None:
+        """The windows ``frame`` completed, if any (its other events wait in ``take_events``)."""
+        self._fed_at = self._loop.time()
+        try:
+            return await self.session.cut(frame)
+        except Exception as err:
+            await self.fail(err)
+            return None
+
+    async def deliver(self, cut: Cut, probabilities: np.ndarray) -> None:
+        try:
+            await self.session.deliver(cut, probabilities)
+        except Exception as err:
+            await self.fail(err)
+
+    def take_events(self) -> list[Event]:
+        """The events since the last call, in order."""
         events, self._events = self._events, []
         return events
+
+    async def fail(self, err: Exception) -> None:
+        """A ``SessionClosed`` ends the session with its code; a bug ends it with 1011, never the caller."""
+        if isinstance(err, SessionClosed):
+            await self.session.close(err.code, err.reason)
+            return
+        log_event("session_failed", logging.ERROR, session_id=self.session.id, error=repr(err))
+        await self.session.close(CLOSE_INTERNAL_ERROR, "internal error")
 
     # The session's outlet: events wait for the call that caused them.
 

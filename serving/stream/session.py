@@ -8,6 +8,9 @@ connection. A bad frame gets a ``Rejected`` event and the session goes on; overs
 a close that is not the client's normal 1000, its state goes to the session store (Redis
 when configured) so that a client that reconnects, here or to another instance, can resume it.
 
+``receive`` takes a frame all the way; ``cut`` and ``deliver`` are its two halves, for a
+transport that has many sessions' windows predicted in one call (the MQTT lane).
+
 It knows nothing of WebSocket, HTTP or JSON: adapters (``stream/websocket.py``,
 ``stream/direct.py`` for the Sensor Logger push and MQTT) decode the wire into ``Hello`` and
 ``Samples`` and turn events back into wire messages. What it needs from the server comes in
@@ -63,6 +66,19 @@ class Incoming:
     decode: Decoder
 
 
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__
+class Cut:
+    """A frame's completed windows, ready for the model: what ``StreamSession.cut`` gives and
+    ``deliver`` takes back with their probabilities, predicted in between by whoever holds them
+    (the micro-batcher for ``receive``; the MQTT bridge's lane batches many sessions' cuts)."""
+
+    served: ServedModel  # the version this frame's windows go to
+    windows: np.ndarray  # (n, window_samples, channels)
+    contexts: np.ndarray  # (n, CONTEXT_COLUMNS): what the stream said of each window
+    starts: np.ndarray  # (n,) seconds, on the session's timeline
+    received: float  # perf_counter() when the frame was taken: latency is counted from there
+
+
 class Outlet(Protocol):
     """Where a session's events go: a socket, an HTTP answer, MQTT publishes."""
 
@@ -72,8 +88,11 @@ class Outlet(Protocol):
 
 
 class StreamSession:
-    def __init__(self, services: SessionServices, outlet: Outlet, peer: Peer) -> None:
+    def __init__(self, services: SessionServices, outlet: Outlet, peer: Peer, resumable: bool = True) -> None:
         self.services, self.outlet, self.peer = services, outlet, peer
+        # Whether a client can resume the session, so its state is saved: not for transports
+        # whose hello the server makes (MQTT, the Sensor Logger push), which name no session.
+        self.resumable = resumable
         self.admission = services.admission(peer)
         self.id = uuid.uuid4().hex  # replaced by the earlier session's id when a hello resumes one
         self.device_id: str | None = None
@@ -133,7 +152,7 @@ class StreamSession:
         if self._recording is not None:  # written before anything else can fail
             await self._recording.close()
         try:
-            if self._windower is not None:  # a client's normal close ends the session; anything else may resume
+            if self.resumable and self._windower is not None:  # a client's 1000 ends it; anything else may resume
                 await self._save_state(drop=self.close_code == 1000, live=False)
         finally:
             self._record(closed=True)  # the connections row is written whatever the state store did
@@ -156,6 +175,18 @@ class StreamSession:
 
     async def receive(self, frame: Incoming) -> None:
         """Handle one frame; raises ``SessionClosed`` when the session must end."""
+        cut = await self.cut(frame)
+        if cut is None:
+            return
+        try:
+            probabilities = await self.services.predictor.submit(cut.windows, cut.contexts, cut.served)
+        except BatcherClosed:
+            raise SessionClosed(CLOSE_GOING_AWAY, "server shutting down") from None
+        await self.deliver(cut, probabilities)
+
+    async def cut(self, frame: Incoming) -> Cut | None:
+        """``receive`` up to the model: the windows the frame completed, for the caller to have
+        predicted and ``deliver``ed (None when it completed none); raises ``SessionClosed``."""
         received = time.perf_counter()
         limit = self.services.max_frame_bytes
         if frame.size > limit:
@@ -164,7 +195,7 @@ class StreamSession:
             raise SessionClosed(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
         self.frames += 1
         try:
-            await self._handle(frame.decode(len(self.channels)), received)
+            cut = await self._handle(frame.decode(len(self.channels)), received)
         except FrameTooBig as err:
             raise SessionClosed(CLOSE_TOO_BIG, str(err)) from None
         except FrameError as err:
@@ -172,22 +203,28 @@ class StreamSession:
             self.services.metrics.frames.labels(frame.kind, "error").inc()
             log_event("frame_rejected", logging.WARNING, session_id=self.id, code=err.code, detail=err.detail)
             await self.outlet.send(Rejected(err.code, err.detail))
-            return
+            return None
         self._frames_ok[frame.kind].inc()
+        return cut
 
-    async def _handle(self, frame: Hello | Samples | LabelChange, received: float) -> None:
+    async def deliver(self, cut: Cut, probabilities: np.ndarray) -> None:
+        """Log, smooth and send the predictions (n_windows, n_classes) of ``cut``'s windows."""
+        latency_ms = (time.perf_counter() - cut.received) * 1000.0
+        await self._emit(cut.served, cut.starts, probabilities, latency_ms)
+
+    async def _handle(self, frame: Hello | Samples | LabelChange, received: float) -> Cut | None:
         if isinstance(frame, Hello):
             if self._hello is not None:
                 raise FrameError("bad_hello", "hello must be the first message of a session")
             await self._configure(frame)
-            return
+            return None
         if self._hello is None:
             await self._configure(Hello(None, None, None))  # no hello: the model's rate and channels
         if isinstance(frame, LabelChange):
             await self._relabel(frame)
-            return
+            return None
         await self._charge_resampling(len(frame.values))
-        await self._on_samples(frame, received)
+        return await self._cut_samples(frame, received)
 
     async def _charge_resampling(self, rows: int) -> None:
         """Rate limits count samples on the model's grid, not frames: a frame that up-sampling turns
@@ -200,7 +237,7 @@ class StreamSession:
 
     async def _configure(self, hello: Hello) -> None:
         served = self.services.models.current
-        resumed = hello.session_id is not None and await self._resume(hello)
+        resumed = self.resumable and hello.session_id is not None and await self._resume(hello)
         if not resumed:
             too_slow = self.services.limits.rate_problem(hello.rate_hz or served.spec.rate_hz, served.spec.rate_hz)
             if too_slow:
@@ -235,21 +272,15 @@ class StreamSession:
             self.services.limits.max_grid_samples,
         )
 
-    async def _on_samples(self, samples: Samples, received: float) -> None:
+    async def _cut_samples(self, samples: Samples, received: float) -> Cut | None:
         served = self.services.models.current  # taken once: this frame's windows go to one version
         windower = self._windower_for(served)
         windows, starts = windower.push(samples.values, samples.t0)
         if self._recording is not None:  # the one branch recording costs a session that does not record
             await self._recording.add(samples.values, samples.t0)
         if len(windows) == 0:
-            return
-        contexts = window_contexts(windows, served.spec, self._context)
-        try:
-            probabilities = await self.services.predictor.submit(windows, contexts, served)
-        except BatcherClosed:
-            raise SessionClosed(CLOSE_GOING_AWAY, "server shutting down") from None
-        latency_ms = (time.perf_counter() - received) * 1000.0
-        await self._emit(served, starts, probabilities, latency_ms)
+            return None
+        return Cut(served, windows, window_contexts(windows, served.spec, self._context), starts, received)
 
     def _windower_for(self, served: ServedModel) -> StreamWindower:
         """The session's windower, rebuilt when a reload brought a model with another windowing."""
@@ -298,7 +329,8 @@ class StreamSession:
                 )
             )
         # Saved after sending: a crash in between repeats a window on resume rather than losing it.
-        await self._save_state()
+        if self.resumable:
+            await self._save_state()
 
     def _smooth(self, served: ServedModel, row: list[float]) -> list[float]:
         """The served model's forward filter one window on: for this window, what

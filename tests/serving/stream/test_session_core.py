@@ -25,7 +25,7 @@ from serving.model_holder import ServedModel, load_served
 from serving.prediction_log import PredictionLog
 from serving.settings import ServerSettings
 from serving.store.model_stats import ServedStats
-from serving.store.records import ConnectionRecord, PredictionRecord
+from serving.store.records import ConnectionRecord, WindowPredictions, window_prediction_rows
 from serving.stream.direct import DirectSession
 from serving.stream.events import Event, Prediction, Ready, Rejected, SessionClosed
 from serving.stream.protocol import FrameError, Hello, Samples
@@ -39,14 +39,14 @@ FRAME_CUTS = [7, 50, 13, 1, 120, 25]  # rows per frame, cycled: windows must not
 
 
 class MemoryStore:
-    """The store's two writing calls, kept in lists."""
+    """The store's two writing calls, kept in lists: prediction rows as the store queues them."""
 
     def __init__(self) -> None:
-        self.predictions: list[PredictionRecord] = []
+        self.predictions: list[dict[str, Any]] = []
         self.connections: list[ConnectionRecord] = []
 
-    def add_predictions(self, records: list[PredictionRecord]) -> None:
-        self.predictions.extend(records)
+    def add_window_predictions(self, windows: WindowPredictions) -> None:
+        self.predictions.extend(window_prediction_rows(windows, "test-key"))
 
     def add_connection(self, record: ConnectionRecord) -> None:
         self.connections.append(record)
@@ -138,8 +138,8 @@ def test_a_session_fed_decoded_frames_matches_posture_predict(
     np.testing.assert_allclose([e.window_start for e in got], expected.start, atol=1e-6)
     # Every prediction is a row, with the transport as its source; the connection row is closed.
     assert len(store.predictions) == len(got) == session.predictions
-    assert {r.source for r in store.predictions} == {"mqtt"}
-    assert [r.label for r in store.predictions] == list(expected.labels)
+    assert {r["source"] for r in store.predictions} == {"mqtt"}
+    assert [r["label"] for r in store.predictions] == list(expected.labels)
     closed = store.connections[-1]
     assert (closed.device_id, closed.client_address, closed.close_code) == ("board-7", "10.0.0.9", 1000)
     assert closed.frames == len(cut(values)) + 1 and closed.errors == 0

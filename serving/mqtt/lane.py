@@ -1,0 +1,167 @@
+"""The lane: the frames of devices in an open session, many devices' at a time, one prediction call.
+
+A device's first frames open its session on the device's own task (``DeviceStream``: the hello
+wait, the ready publish). From then on its frames come here: whatever arrived since the lane
+last ran is one burst. Each frame is cut by its device's session (``DirectSession.cut``: the
+checks, the windowing, the stream context), the windows of the whole burst go to the
+micro-batcher as one job, and each session then delivers its own (logs, smooths, publishes).
+So a frame costs no task, lock wait or future of its own, and the featurizer gets the burst's
+windows in one call; bursts grow with load, as the frames that arrive during a prediction
+form the next one.
+
+A device's frames stay in order: bursts are served one at a time, in arrival order, and a
+frame the lane does not cut (a new hello or a restarted device clock ends the session; the
+session ended) goes to the device's own task only after the lane has delivered the device's
+earlier frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+import numpy as np
+from prometheus_client import Histogram
+
+from serving.batcher import BatcherClosed
+from serving.logs import log_event
+from serving.mqtt.device import AGAIN, GO_ON, RESTART_REASON, DeviceStream
+from serving.stream.direct import DirectSession
+from serving.stream.events import SessionClosed
+from serving.stream.protocol import CLOSE_GOING_AWAY
+from serving.stream.services import Predictor
+from serving.stream.session import Cut
+
+Frame = tuple[DeviceStream, bytes, bool]  # (device, payload, binary)
+
+
+class FrameLane:
+    def __init__(self, predictor: Predictor, burst_frames: Histogram) -> None:
+        self.predictor = predictor
+        self.burst_frames = burst_frames  # frames cut per burst: how much the lane batches
+        self._waiting: list[Frame] = []
+        self._wake = asyncio.Event()
+        self._serving = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="mqtt-lane")
+
+    async def stop(self) -> None:
+        """Stop once idle (the bridge stops reading first)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    @property
+    def idle(self) -> bool:
+        return not self._waiting and not self._serving
+
+    def add(self, device: DeviceStream, payload: bytes, binary: bool) -> None:
+        device.lane_frames += 1  # until the lane is done with the frame: the device's next ones follow it here
+        self._waiting.append((device, payload, binary))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                burst, self._waiting = self._waiting, []
+                self._serving = True
+                try:
+                    cut = await Burst(self.predictor).serve(burst)
+                    self.burst_frames.observe(cut)
+                except Exception as err:  # a bug costs this burst, never the bridge
+                    log_event("mqtt_lane_failed", logging.ERROR, frames=len(burst), error=repr(err))
+                finally:
+                    self._serving = False
+
+
+class Burst:
+    """One burst's frames through the sessions: cut, predicted together, delivered."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.held: dict[DeviceStream, DirectSession] = {}  # sessions whose lock this burst holds
+        self.cuts: list[tuple[DirectSession, Cut]] = []  # those that completed windows
+        self.frames_cut = 0
+        self.passed_on: set[DeviceStream] = set()  # held devices whose further frames go to their own task
+        self.afterwards: list[Frame] = []  # those frames, handed over once the burst is delivered
+        self.restarting: list[tuple[DeviceStream, DirectSession]] = []  # sessions a frame ended
+
+    async def serve(self, burst: list[Frame]) -> int:
+        """Serve ``burst``; how many of its frames it cut (the rest went to their devices' tasks)."""
+        try:
+            for device, payload, binary in burst:
+                try:
+                    await self._take(device, payload, binary)
+                except Exception as err:  # a bug costs the frame, not the burst
+                    log_event("mqtt_device_failed", logging.ERROR, error=repr(err))
+            await self._predict_and_deliver()
+        finally:
+            for device, direct in self.held.items():
+                direct.lock.release()
+                device.report(direct, direct.take_events())
+            for device, direct in self.restarting:
+                if not direct.closed:
+                    await direct.close(1000, RESTART_REASON)
+            for device, _, _ in burst:
+                device.lane_frames -= 1
+            for device, payload, binary in self.afterwards:
+                device.receive(payload, binary)
+        return self.frames_cut
+
+    async def _take(self, device: DeviceStream, payload: bytes, binary: bool) -> None:
+        direct = self.held.get(device)
+        if device in self.passed_on:
+            self.afterwards.append((device, payload, binary))
+            return
+        if direct is None:
+            if not device.steady:  # no open session, or its own task feeds it: the frame joins that
+                device.receive(payload, binary)
+                return
+            direct = device.direct
+            assert direct is not None  # steady
+            await direct.lock.acquire()  # free: steady
+            self.held[device] = direct
+        frame, restart = device.incoming(payload, binary, len(direct.session.channels))
+        if restart != GO_ON:  # a new hello (taken) or a restarted clock: the session ends here
+            self.passed_on.add(device)
+            self.restarting.append((device, direct))
+            if restart == AGAIN:  # the frame opens the next session
+                self.afterwards.append((device, payload, binary))
+            return
+        if frame is None:  # a redelivery, or the same hello again
+            return
+        cut = await direct.cut(frame)
+        self.frames_cut += 1
+        if cut is not None:
+            self.cuts.append((direct, cut))
+        if direct.closed:  # a limit, or a bug: the device's next frame opens a new session
+            self.passed_on.add(device)
+
+    async def _predict_and_deliver(self) -> None:
+        groups: dict[int, list[tuple[DirectSession, Cut]]] = defaultdict(list)  # two versions only across a reload
+        for direct, cut in self.cuts:
+            groups[id(cut.served)].append((direct, cut))
+        for cuts in groups.values():
+            try:
+                probabilities = await self.predictor.submit(
+                    np.concatenate([cut.windows for _, cut in cuts]),
+                    np.concatenate([cut.contexts for _, cut in cuts]),
+                    cuts[0][1].served,
+                )
+            except Exception as err:
+                failure = (
+                    SessionClosed(CLOSE_GOING_AWAY, "server shutting down") if isinstance(err, BatcherClosed) else err
+                )
+                for direct, _ in cuts:
+                    await direct.fail(failure)
+                continue
+            offset = 0
+            for direct, cut in cuts:
+                count = len(cut.windows)
+                await direct.deliver(cut, probabilities[offset : offset + count])
+                offset += count
