@@ -61,7 +61,7 @@ class MqttBridge:
             kind: metrics.mqtt_messages.labels("out", kind) for kind in ("prediction", "error", "ready", "recording")
         }
         self._partitions = {p: metrics.mqtt_partition_messages.labels(str(p)) for p in self.served}
-        self.lane = FrameLane(services.predictor, metrics.mqtt_lane_frames)
+        self.lane = FrameLane(services.predictor, metrics.mqtt_lane_frames, settings.lane_hold_ms / 1000.0)
         self.connection: BrokerConnection | None = None
         self._stopping = False
 

@@ -3,11 +3,11 @@
 A device's first frames open its session on the device's own task (``DeviceStream``: the hello
 wait, the ready publish). From then on its frames come here: whatever arrived since the lane
 last ran is one burst. Each frame is cut by its device's session (``DirectSession.cut``: the
-checks, the windowing, the stream context), the windows of the whole burst go to the
-micro-batcher as one job, and each session then delivers its own (logs, smooths, publishes).
-So a frame costs no task, lock wait or future of its own, and the featurizer gets the burst's
-windows in one call; bursts grow with load, as the frames that arrive during a prediction
-form the next one.
+checks, the windowing, the stream context), the windows of the whole burst are predicted in
+one call, on the lane's own turn of the event loop (``MicroBatcher.predict_now``: the lane has
+batched them already), and each session then delivers its own (logs, smooths, publishes). So
+a frame costs no task, lock wait, future or event-loop turn of its own. Bursts grow with load:
+the longer a burst takes, the more frames the next one finds.
 
 A device's frames stay in order: bursts are served one at a time, in arrival order, and a
 frame the lane does not cut (a new hello or a restarted device clock ends the session; the
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -34,13 +35,19 @@ from serving.stream.services import Predictor
 from serving.stream.session import Cut
 
 Frame = tuple[DeviceStream, bytes, bool]  # (device, payload, binary)
+# A burst's frames at most: its windows are featurized while the event loop waits, so a lane
+# that has fallen behind still lets the loop read and answer others every ~256 frames.
+BURST_FRAMES = 256
 
 
 class FrameLane:
-    def __init__(self, predictor: Predictor, burst_frames: Histogram) -> None:
+    def __init__(self, predictor: Predictor, burst_frames: Histogram, hold_s: float) -> None:
         self.predictor = predictor
         self.burst_frames = burst_frames  # frames cut per burst: how much the lane batches
+        self.hold_s = hold_s
         self._waiting: list[Frame] = []
+        self._first_waiting_at = 0.0  # when the oldest waiting frame came
+        self._last_burst_at = float("-inf")  # when the last burst ended
         self._wake = asyncio.Event()
         self._serving = False
         self._task: asyncio.Task[None] | None = None
@@ -60,6 +67,8 @@ class FrameLane:
 
     def add(self, device: DeviceStream, payload: bytes, binary: bool) -> None:
         device.lane_frames += 1  # until the lane is done with the frame: the device's next ones follow it here
+        if not self._waiting:
+            self._first_waiting_at = time.perf_counter()
         self._waiting.append((device, payload, binary))
         self._wake.set()
 
@@ -68,7 +77,10 @@ class FrameLane:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
-                burst, self._waiting = self._waiting, []
+                await self._hold()
+                burst, self._waiting = self._waiting[:BURST_FRAMES], self._waiting[BURST_FRAMES:]
+                if self._waiting:
+                    self._first_waiting_at = time.perf_counter()
                 self._serving = True
                 try:
                     cut = await Burst(self.predictor).serve(burst)
@@ -77,6 +89,21 @@ class FrameLane:
                     log_event("mqtt_lane_failed", logging.ERROR, frames=len(burst), error=repr(err))
                 finally:
                     self._serving = False
+                    self._last_burst_at = time.perf_counter()
+                if self._waiting:  # behind: let the loop read and answer others between bursts
+                    await asyncio.sleep(0)
+
+    async def _hold(self) -> None:
+        """Under load (the last burst ended less than ``hold_s`` ago) wait until the oldest frame
+        has waited ``hold_s``, or a burst is full: frames trickle in a few per socket read, and
+        featurizing one window alone costs twice what it costs in a batch. A quiet lane
+        serves a frame at once."""
+        now = time.perf_counter()
+        if now - self._last_burst_at >= self.hold_s or len(self._waiting) >= BURST_FRAMES:
+            return
+        wait = self._first_waiting_at + self.hold_s - now
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class Burst:
@@ -148,7 +175,7 @@ class Burst:
             groups[id(cut.served)].append((direct, cut))
         for cuts in groups.values():
             try:
-                probabilities = await self.predictor.submit(
+                probabilities = self.predictor.predict_now(
                     np.concatenate([cut.windows for _, cut in cuts]),
                     np.concatenate([cut.contexts for _, cut in cuts]),
                     cuts[0][1].served,

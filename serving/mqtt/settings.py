@@ -33,6 +33,9 @@ class MqttSettings(BaseSettings):
     session_expiry_s: int = Field(3600, ge=0, description="How long the broker queues frames while we are away.")
     idle_close_s: float = Field(300.0, gt=0, description="A device session without a frame this long ends.")
     hello_wait_s: float = Field(1.0, ge=0, description="Frames wait this long for a device's retained hello.")
+    lane_hold_ms: float = Field(
+        4.0, ge=0, description="Under load, frames wait this long for other devices' to be predicted with (ms)."
+    )
     ca_file: Path | None = Field(None, description="mqtts: CA bundle (default: the system's).")
     cert_file: Path | None = Field(None, description="mqtts: client certificate (PEM), with key_file.")
     key_file: Path | None = Field(None, description="mqtts: the client certificate's private key (PEM).")

@@ -41,7 +41,7 @@ class Devices:
             on_duplicate=lambda: None,
         )
         self.streams: dict[str, DeviceStream] = {}
-        self.lane = FrameLane(session_services.predictor, session_services.metrics.mqtt_lane_frames)
+        self.lane = FrameLane(session_services.predictor, session_services.metrics.mqtt_lane_frames, hold_s=0.002)
         self.lane.start()
 
     def stream(self, device_id: str) -> DeviceStream:
