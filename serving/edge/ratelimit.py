@@ -17,6 +17,12 @@ from serving.edge.redis_state import RedisUnavailable, SharedRedis
 
 
 class RateLimiter(Protocol):
+    @property
+    def answers_at_once(self) -> bool:
+        """Whether ``allow`` answers without waiting (so checks one after another cost nothing
+        more than checks side by side); False where checks wait to go to Redis together."""
+        ...
+
     async def allow(self, key: str, cost: float = 1.0) -> bool:
         """Take ``cost`` tokens from ``key``'s bucket; False when it has too few."""
         ...
@@ -45,6 +51,10 @@ class TokenBucketLimiter:
     @property
     def enabled(self) -> bool:
         return self.rate > 0
+
+    @property
+    def answers_at_once(self) -> bool:
+        return True
 
     async def allow(self, key: str, cost: float = 1.0) -> bool:
         return self.take(key, cost)
@@ -124,6 +134,10 @@ class RedisTokenBucketLimiter:
         self._script = shared.script(TOKEN_BUCKET_LUA)
         self._pending: list[tuple[str, float, asyncio.Future[bool]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def answers_at_once(self) -> bool:
+        return not self.local.enabled  # off: every check passes at once
 
     async def allow(self, key: str, cost: float = 1.0) -> bool:
         if not self.local.enabled or key.startswith(self.local_prefixes) or not self.shared.available:

@@ -61,7 +61,12 @@ class MqttBridge:
             kind: metrics.mqtt_messages.labels("out", kind) for kind in ("prediction", "error", "ready", "recording")
         }
         self._partitions = {p: metrics.mqtt_partition_messages.labels(str(p)) for p in self.served}
-        self.lane = FrameLane(services.predictor, metrics.mqtt_lane_frames, settings.lane_hold_ms / 1000.0)
+        self.lane = FrameLane(
+            services.predictor,
+            metrics.mqtt_lane_frames,
+            settings.lane_hold_ms / 1000.0,
+            side_by_side=not services.limiter.answers_at_once,  # devices have no API key: the one limiter
+        )
         self.connection: BrokerConnection | None = None
         self._stopping = False
 

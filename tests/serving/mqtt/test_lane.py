@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,13 @@ import pytest
 
 from pipelines.predict import predict_recording
 from pipelines.registry import LoadedModel
+from serving.edge.ratelimit import RedisTokenBucketLimiter
+from serving.edge.redis_state import SharedRedis
 from serving.model_holder import ServedModel
 from serving.mqtt.device import DeviceContext, DeviceStream
 from serving.mqtt.lane import FrameLane
 from serving.stream.services import SessionServices
+from tests.deploy.deploy_support import REDIS_URL, redis_prefix
 from tests.serving.serving_support import CHANNELS, as_recording, json_frames, recording
 from tests.serving.stream.test_session_core import MemoryStore, served, services
 
@@ -41,7 +45,12 @@ class Devices:
             on_duplicate=lambda: None,
         )
         self.streams: dict[str, DeviceStream] = {}
-        self.lane = FrameLane(session_services.predictor, session_services.metrics.mqtt_lane_frames, hold_s=0.002)
+        self.lane = FrameLane(
+            session_services.predictor,
+            session_services.metrics.mqtt_lane_frames,
+            hold_s=0.002,
+            side_by_side=not session_services.limiter.answers_at_once,
+        )
         self.lane.start()
 
     def stream(self, device_id: str) -> DeviceStream:
@@ -80,7 +89,10 @@ def without_session(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def run_devices(
-    served: ServedModel, streams: dict[str, list[bytes]], lane: bool, burst: int
+    served: ServedModel,
+    streams: dict[str, list[bytes]],
+    lane: bool,
+    burst: int,
 ) -> tuple[Devices, MemoryStore]:
     """Each device's first frame opens its session; the rest go out interleaved, ``burst``
     frames between event-loop turns (so one lane burst holds many devices' frames)."""
@@ -127,6 +139,44 @@ def test_a_burst_of_many_devices_gives_each_what_its_own_task_gives(
     expected = predict_recording(champion, as_recording(recording(trained_home, names[0], 24.0)))
     assert [m["label"] for m in first] == list(expected.labels)
     assert [m["window_start"] for m in first] == sorted(m["window_start"] for m in first)
+
+
+def test_rate_limits_shared_through_redis_check_a_burst_in_one_call(served: ServedModel, trained_home: Path) -> None:
+    """With Redis limits the lane cuts the devices side by side, so the address checks of a
+    burst go to Redis together: one script call a burst, not one a frame."""
+    frames = frames_of(trained_home, "s01-mixed-1", 12.0, 50)
+    device_ids = [f"dev{i}" for i in range(8)]
+    calls: list[str] = []
+
+    async def run() -> tuple[Devices, int]:
+        with redis_prefix() as prefix:
+            redis = SharedRedis(REDIS_URL, prefix, timeout_s=1.0)
+            counted = redis.call
+
+            async def call(name: str, command: Any) -> Any:
+                calls.append(name)
+                return await counted(name, command)
+
+            redis.call = call  # type: ignore[method-assign]
+            limiter = RedisTokenBucketLimiter(redis, rate_per_s=200.0, burst=400.0, name="client")
+            devices = Devices(replace(services(served, MemoryStore()), limiter=limiter, key_limiter=limiter))
+            for frame in frames:  # a frame from every device, as 1-s frames come
+                for device_id in device_ids:
+                    devices.send(device_id, frame, lane=True)
+                await devices.settle()
+                if frame is frames[0]:
+                    opened = len(calls)  # the first frames, on the devices' own tasks
+            await devices.lane.stop()
+            await redis.close()
+            return devices, len(calls) - opened
+
+    devices, lane_calls = asyncio.run(run())
+    expected = len(predict_windows(frames))
+    for device_id in device_ids:
+        assert len(devices.of(device_id, "prediction")) == expected and not devices.of(device_id, "error")
+    bursts, cut = devices.lane_bursts()
+    assert cut == len(device_ids) * (len(frames) - 1) and bursts == len(frames) - 1
+    assert calls and set(calls) == {"rate_limit"} and lane_calls == bursts  # not one a frame
 
 
 def test_a_bad_frame_in_a_burst_costs_only_itself(served: ServedModel, trained_home: Path) -> None:
