@@ -3,8 +3,9 @@
 A device's first frames, and any that must wait for it, are queued and fed by the device's
 own task, so its windows are cut in order while other devices go on concurrently. Once its
 session is open and nothing else feeds it (``steady``), the bridge hands its frames to the
-lane (serving/mqtt/lane.py), which cuts many devices' frames together. The session starts with the device's hello (its retained ``hello`` topic, or a hello sent on
-its ``imu`` topic), and ends after ``idle_close_s`` without a frame; the next frame starts a
+lane (serving/mqtt/lane.py), which cuts many devices' frames together. The session starts
+with the device's hello (its retained ``hello`` topic, or a hello sent on its ``imu``
+topic), and ends after ``idle_close_s`` without a frame; the next frame starts a
 new one. Frames that arrive before any hello wait up to ``hello_wait_s`` for it (after a
 reconnect the broker delivers the queued frames before the retained hellos).
 

@@ -62,7 +62,7 @@ class FrameLane:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mqtt-lane")
 
     async def stop(self) -> None:
-        """Stop once idle (the bridge stops reading first)."""
+        """End the lane's task (the bridge stops reading and waits for the lane to go idle first)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -118,7 +118,7 @@ class Burst:
     def __init__(self, predictor: Predictor, side_by_side: bool) -> None:
         self.predictor, self.side_by_side = predictor, side_by_side
         self.held: dict[DeviceStream, DirectSession] = {}  # sessions whose lock this burst holds
-        self.cuts: list[tuple[DirectSession, Cut]] = []  # those that completed windows
+        self.cuts: list[tuple[DirectSession, Cut]] = []  # the windows of the frames that completed any
         self.frames_cut = 0
         self.passed_on: set[DeviceStream] = set()  # held devices whose further frames go to their own task
         self.afterwards: list[Frame] = []  # those frames, handed over once the burst is delivered

@@ -5,8 +5,9 @@ micro-batcher with whatever model is current, smooths with the model's forward f
 hands one ``Prediction`` event per window to its outlet and logs every prediction and the
 connection. A bad frame gets a ``Rejected`` event and the session goes on; oversize frames
 (1009) and flooding (1008) end it (``SessionClosed``). After each completed window, and at
-a close that is not the client's normal 1000, its state goes to the session store (Redis
-when configured) so that a client that reconnects, here or to another instance, can resume it.
+a close that is not the client's normal 1000, the state of a resumable session goes to the
+session store (Redis when configured) so that a client that reconnects, here or to another
+instance, can resume it.
 
 ``receive`` takes a frame all the way; ``cut`` and ``deliver`` are its two halves, for a
 transport that has many sessions' windows predicted in one call (the MQTT lane).
