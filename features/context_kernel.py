@@ -10,10 +10,11 @@ numba cache compiles for ~1.8 s (numpy's version, its gravity kernel only: ~1.3 
 keep their state in small arrays that these kernels update in place.
 
 The rows are bit-identical to the numpy code these kernels replaced: each value takes the same
-operations in the same order. The one subtle step is a 3-vector's length: numpy's ``v @ v`` is
-OpenBLAS's ddot, whose loop over so short a vector is a chain of fused multiply-adds on any
-x86-64 CPU with FMA (checked in tests/features/test_context_kernel.py), and ``_norm`` fuses
-the same way.
+operations in the same order. The one exception is a 3-vector's length: ``_norm`` computes it
+as one chain of fused multiply-adds, the same bits on every CPU. numpy's ``v @ v`` is
+OpenBLAS's ddot, whose kernel depends on the CPU: on the Intel machines this was written on it
+was the same chain, on an AMD EPYC it is the plain sum of squares, up to 2 ulps away
+(tests/features/test_context_kernel.py). Training and serving both take the kernels' lengths.
 """
 
 from __future__ import annotations
