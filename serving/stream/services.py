@@ -6,7 +6,6 @@ every session, whatever its transport; each session gets its own ``Admission`` f
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +17,7 @@ from serving.model_holder import ServedModel
 from serving.prediction_log import PredictionLog
 from serving.recording.recorder import Recorder
 from serving.store.records import ConnectionRecord
+from serving.stream.ids import random_id
 from serving.stream.registry import SessionRegistry
 from serving.edge.session_states import SessionStore
 from serving.stream.work_limits import WorkLimits
@@ -53,7 +53,7 @@ class Admission:
     """Rate limits of one connection: its own bucket, its address's and its API key's."""
 
     def __init__(self, limiter: RateLimiter, key_limiter: RateLimiter, peer: Peer, metrics: ServerMetrics) -> None:
-        self.connection = uuid.uuid4().hex  # also the owner of the session's saved state
+        self.connection = random_id()  # also the owner of the session's saved state
         self._limiter, self._key_limiter = limiter, key_limiter
         self._keys = (f"session:{self.connection}", f"address:{peer.address}")
         self._api_key = None if peer.api_key is None else f"key:{peer.api_key}"

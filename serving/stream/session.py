@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -51,6 +50,7 @@ from serving.stream.protocol import (
     LabelChange,
     Samples,
 )
+from serving.stream.ids import random_id
 from serving.stream.recording import StreamRecording, recorded_stream
 from serving.stream.services import Peer, SessionServices
 from serving.stream.snapshot import SessionSnapshot
@@ -95,7 +95,7 @@ class StreamSession:
         # whose hello the server makes (MQTT, the Sensor Logger push), which name no session.
         self.resumable = resumable
         self.admission = services.admission(peer)
-        self.id = uuid.uuid4().hex  # replaced by the earlier session's id when a hello resumes one
+        self.id = random_id()  # replaced by the earlier session's id when a hello resumes one
         self.device_id: str | None = None
         self.opened_at = datetime.now(timezone.utc)
         self.frames = self.predictions = self.errors = 0
