@@ -20,6 +20,7 @@ from features.drift_profile import PROFILE_FILE, DriftProfile, DriftProfileError
 from features.feature_sets import featurize, window_contexts
 from features.smoothing import ForwardFilter
 from features.spec import WindowSpec
+from pipelines.model_cache import ResolutionCache
 from pipelines.registry import LoadedModel, connect, describe_uri, load_model
 from serving.settings import ServerSettings
 from serving.edge.redis_state import AliasCache
@@ -171,6 +172,14 @@ class ModelHolder:
         return True
 
     def _alias_version(self) -> str | None:
+        """The version the alias names now. While a SQLite store has not changed since the
+        last look-up, the model cache's answer stands (``pipelines.model_cache``): MLflow's
+        import and store cost ~1 s of CPU, which a poll's thread would otherwise take from
+        the event loop's GIL 10 s after every start."""
+        assert self.settings.mlflow_tracking_uri is not None
+        known = ResolutionCache(self.settings.mlflow_tracking_uri).lookup(self.uri)
+        if known is not None:
+            return known.version
         if self._client is None:
             self._client = connect(self.settings)
         return describe_uri(self._client, self.uri)[1]
