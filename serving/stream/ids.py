@@ -20,7 +20,7 @@ HEX_DIGITS = 32  # 128 bits
 
 class _Pool:
     def __init__(self) -> None:
-        self.lock = threading.Lock()  # ids are also drawn off the event loop (the store's thread)
+        self.lock = threading.Lock()  # one pool for the process: any thread may draw
         self.digits, self.next = "", 0
 
     def draw(self) -> str:

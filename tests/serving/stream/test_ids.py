@@ -18,9 +18,11 @@ def test_a_forked_child_draws_ids_of_its_own() -> None:
     random_id()  # the parent's pool now holds ids it has not handed out
     read, write = os.pipe()
     child = os.fork()
-    if child == 0:  # the child: its next ids, to the parent
-        os.write(write, "".join(random_id() for _ in range(8)).encode())
-        os._exit(0)
+    if child == 0:  # the child: its next ids, to the parent, and out (never back into pytest)
+        try:
+            os.write(write, "".join(random_id() for _ in range(8)).encode())
+        finally:
+            os._exit(0)
     os.close(write)
     os.waitpid(child, 0)
     with os.fdopen(read) as pipe:
