@@ -20,7 +20,8 @@ import contextlib
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
 
 class BatcherClosed(RuntimeError):
     """Submitted after ``close``: the server is shutting down."""
+
+
+class WindowBatch(Protocol):
+    """Windows of one stream or request for one model: a batcher job, or a session's ``Cut``."""
+
+    windows: np.ndarray  # (n, window_samples, channels)
+    contexts: np.ndarray  # (n, CONTEXT_COLUMNS) what each window's stream said of it (features.stream_context)
+    served: ServedModel
 
 
 @dataclass
@@ -87,17 +96,24 @@ class MicroBatcher:
             self._enough.set()
         return await future
 
-    def predict_now(self, windows: np.ndarray, contexts: np.ndarray, served: ServedModel) -> np.ndarray:
-        """``submit`` without the wait: the probabilities of windows that a caller has gathered
-        from many streams itself (the MQTT lane), predicted on its own turn of the event loop."""
+    def predict_now(self, parts: Sequence[WindowBatch]) -> list[np.ndarray | Exception]:
+        """``submit`` without the wait, for windows that a caller has gathered from many streams
+        itself (the MQTT lane): each part's probabilities, or the error of its model's call,
+        predicted on the caller's turn of the event loop, ``max_windows`` a call at most."""
         if self._closed:
             raise BatcherClosed("the server is shutting down")
-        parts = []
-        for start in range(0, len(windows), self.max_windows):  # each call bounded, as a batch is
-            end = start + self.max_windows
-            self.metrics.batch_size.observe(len(windows[start:end]))
-            parts.append(self._predict_group(windows[start:end], contexts[start:end], served))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        results: list[np.ndarray | Exception] = []
+        start, total = 0, 0
+        for end, part in enumerate(parts):
+            if end > start and total + len(part.windows) > self.max_windows:
+                self.metrics.batch_size.observe(total)
+                results += self._predict(parts[start:end])
+                start, total = end, 0
+            total += len(part.windows)
+        if total:
+            self.metrics.batch_size.observe(total)
+            results += self._predict(parts[start:])
+        return results
 
     async def close(self) -> None:
         """Refuse new work and finish what is queued."""
@@ -160,25 +176,25 @@ class MicroBatcher:
         self.metrics.batch_size.observe(total)
         return jobs
 
-    def _predict(self, jobs: list[_Job]) -> list[np.ndarray | BaseException]:
-        """One feature pass and one inference per model in the batch."""
+    def _predict(self, parts: Sequence[WindowBatch]) -> list[np.ndarray | Exception]:
+        """One feature pass and one inference per model among ``parts``; each part's slice."""
         groups: dict[int, list[int]] = defaultdict(list)  # two models only while a reload swaps
-        for index, job in enumerate(jobs):
-            groups[id(job.served)].append(index)
-        results: list[np.ndarray | BaseException] = [np.empty(0)] * len(jobs)
+        for index, part in enumerate(parts):
+            groups[id(part.served)].append(index)
+        results: list[np.ndarray | Exception] = [np.empty(0)] * len(parts)
         for indices in groups.values():
-            served = jobs[indices[0]].served
+            served = parts[indices[0]].served
             try:
-                windows = np.concatenate([jobs[i].windows for i in indices])
-                contexts = np.concatenate([jobs[i].contexts for i in indices])
+                windows = np.concatenate([parts[i].windows for i in indices])
+                contexts = np.concatenate([parts[i].contexts for i in indices])
                 probabilities = self._predict_group(windows, contexts, served)
-            except Exception as err:  # reported to each submitter, the batcher goes on
+            except Exception as err:  # reported to each part's owner, the batcher goes on
                 for i in indices:
                     results[i] = err
                 continue
             offset = 0
             for i in indices:
-                count = len(jobs[i].windows)
+                count = len(parts[i].windows)
                 results[i] = probabilities[offset : offset + count]
                 offset += count
         return results

@@ -24,7 +24,6 @@ import logging
 import time
 from collections import defaultdict
 
-import numpy as np
 from prometheus_client import Histogram
 
 from serving.batcher import BatcherClosed
@@ -89,8 +88,8 @@ class FrameLane:
                     self._first_waiting_at = time.perf_counter()
                 self._serving = True
                 try:
-                    cut = await Burst(self.predictor, self.side_by_side).serve(burst)
-                    self.burst_frames.observe(cut)
+                    frames_cut = await Burst(self.predictor, self.side_by_side).serve(burst)
+                    self.burst_frames.observe(frames_cut)
                 except Exception as err:  # a bug costs this burst, never the bridge
                     log_event("mqtt_lane_failed", logging.ERROR, frames=len(burst), error=repr(err))
                 finally:
@@ -185,25 +184,14 @@ class Burst:
             self.passed_on.add(device)
 
     async def _predict_and_deliver(self) -> None:
-        groups: dict[int, list[tuple[DirectSession, Cut]]] = defaultdict(list)  # two versions only across a reload
-        for direct, cut in self.cuts:
-            groups[id(cut.served)].append((direct, cut))
-        for cuts in groups.values():
-            try:
-                probabilities = self.predictor.predict_now(
-                    np.concatenate([cut.windows for _, cut in cuts]),
-                    np.concatenate([cut.contexts for _, cut in cuts]),
-                    cuts[0][1].served,
-                )
-            except Exception as err:
-                failure = (
-                    SessionClosed(CLOSE_GOING_AWAY, "server shutting down") if isinstance(err, BatcherClosed) else err
-                )
-                for direct, _ in cuts:
-                    await direct.fail(failure)
-                continue
-            offset = 0
-            for direct, cut in cuts:
-                count = len(cut.windows)
-                await direct.deliver(cut, probabilities[offset : offset + count])
-                offset += count
+        if not self.cuts:
+            return
+        try:
+            results = self.predictor.predict_now([cut for _, cut in self.cuts])
+        except BatcherClosed:
+            results = [SessionClosed(CLOSE_GOING_AWAY, "server shutting down")] * len(self.cuts)
+        for (direct, cut), result in zip(self.cuts, results):
+            if isinstance(result, Exception):  # its model's call failed: the session ends, the burst goes on
+                await direct.fail(result)
+            else:
+                await direct.deliver(cut, result)

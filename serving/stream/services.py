@@ -7,10 +7,12 @@ every session, whatever its transport; each session gets its own ``Admission`` f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
+from serving.batcher import WindowBatch
 from serving.edge.ratelimit import RateLimiter
 from serving.metrics import ServerMetrics
 from serving.model_holder import ServedModel
@@ -42,7 +44,7 @@ class Models(Protocol):
 class Predictor(Protocol):
     async def submit(self, windows: np.ndarray, contexts: np.ndarray, served: ServedModel) -> np.ndarray: ...
 
-    def predict_now(self, windows: np.ndarray, contexts: np.ndarray, served: ServedModel) -> np.ndarray: ...
+    def predict_now(self, parts: Sequence[WindowBatch]) -> list[np.ndarray | Exception]: ...
 
 
 class ConnectionLog(Protocol):

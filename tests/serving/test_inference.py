@@ -124,6 +124,33 @@ def test_an_engine_error_reaches_each_submitter_and_the_batcher_goes_on() -> Non
     asyncio.run(scenario())
 
 
+def test_predict_now_bounds_each_call_and_gives_each_part_its_own_rows_or_its_models_error() -> None:
+    """The lane's call: parts of several streams, predicted at once in calls of at most
+    ``max_windows``; a part whose model fails gets the error, the others their rows."""
+
+    async def scenario() -> None:
+        engine, broken = CountingEngine(), served(CountingEngine(fail=True), "2")
+        model = served(engine)
+        batcher = MicroBatcher(ServerMetrics(), max_windows=4)
+        means = [(1.0, 2.0), (3.0,), (4.0, 5.0, 6.0), (7.0,), (8.0, 9.0)]
+        parts = [SimpleNamespace(windows=windows_with_mean(*m), contexts=np.full((len(m), 3), np.nan)) for m in means]
+        for part in parts:
+            part.served = model
+        parts.insert(
+            2, SimpleNamespace(windows=windows_with_mean(0.5), contexts=np.full((1, 3), np.nan), served=broken)
+        )
+        results = batcher.predict_now(parts)
+        assert engine.batches == [3, 4, 2]  # consecutive parts, at most 4 windows a call
+        assert isinstance(results.pop(2), ValueError)
+        for m, probabilities in zip(means, results):
+            np.testing.assert_allclose(probabilities[:, 0], m, atol=1e-4)
+        await batcher.close()
+        with pytest.raises(BatcherClosed):
+            batcher.predict_now(parts)
+
+    asyncio.run(scenario())
+
+
 def test_close_finishes_queued_windows_and_metrics_record_batches() -> None:
     async def scenario() -> None:
         metrics = ServerMetrics()
